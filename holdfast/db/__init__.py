@@ -1,0 +1,99 @@
+"""Database access: one `Database` per instance, no global engine.
+
+SQLite (the default) runs in WAL mode with one writer: write transactions take an
+in-process lock and start with `BEGIN IMMEDIATE`, so concurrent writers queue instead
+of failing half-way, while readers never wait. PostgreSQL is used as is.
+
+Services use `db.read()` for queries and `db.write()` for changes; `write()` commits
+once when the block ends and rolls back on any exception, so stored data is never
+half-written.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from typing import Any
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+
+class Database:
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        self.is_postgres = url.startswith("postgresql")
+        if self.is_sqlite:
+            self.engine = self._sqlite_engine(url, echo=echo, immediate=False)
+            self.write_engine = self._sqlite_engine(url, echo=echo, immediate=True)
+            self._write_lock: Any = threading.Lock()
+        else:
+            self.engine = create_engine(
+                url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20
+            )
+            self.write_engine = self.engine
+            self._write_lock = nullcontext()
+        self._read_sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._write_sessions = sessionmaker(self.write_engine, expire_on_commit=False)
+
+    @staticmethod
+    def _sqlite_engine(url: str, *, echo: bool, immediate: bool) -> Engine:
+        in_memory = url in ("sqlite://", "sqlite:///:memory:")
+        engine = create_engine(
+            url,
+            echo=echo,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            # A file database gets a connection per checkout so no connection is
+            # shared across threads; memory databases must keep their one connection.
+            poolclass=None if in_memory else NullPool,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            # Let SQLAlchemy's "begin" event below issue BEGIN itself.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session for queries. Anything it changes is discarded."""
+        session = self._read_sessions()
+        try:
+            yield session
+        finally:
+            session.rollback()
+            session.close()
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A session whose changes are committed once, at the end of the block."""
+        with self._write_lock:
+            session = self._write_sessions()
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+            finally:
+                session.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+        if self.write_engine is not self.engine:
+            self.write_engine.dispose()
