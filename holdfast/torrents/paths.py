@@ -1,0 +1,120 @@
+"""File names from torrents, made safe the way libtorrent makes them safe.
+
+A path in a torrent is a list of components chosen by whoever made the file.
+Each component is cleaned exactly as libtorrent's
+``sanitize_append_path_element`` does on POSIX, so the paths we show are the
+paths a client writes:
+
+* ``/`` and ``\\``, control characters and the Unicode direction overrides
+  are dropped;
+* invalid UTF-8 becomes ``_``;
+* a component that is empty, ``.`` or ``..``, or that cleans to nothing,
+  becomes ``_`` (:func:`sanitize_component` returns None for these, and a
+  torrent's *name* is then replaced by its infohash);
+* a component longer than 240 bytes is cut, keeping a short extension.
+
+So no cleaned path is absolute, none contains ``..``, and none has an empty
+component: a path always stays inside the download folder.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["join_clean", "sanitize_component"]
+
+# Characters that need the slow path: separators, control characters and the
+# bidirectional overrides that can disguise a file's extension.
+_NEEDS_CARE = re.compile("[\x00-\x1f/\\\\\u202a-\u202e\u200e\u200f]")
+_DROPPED = frozenset({0x2F, 0x5C, 0x202A, 0x202B, 0x202C, 0x202D, 0x202E, 0x200E, 0x200F})
+_MAX_COMPONENT = 240
+
+
+def sanitize_component(raw: bytes) -> str | None:
+    """The cleaned form of one path component, or None if nothing usable is left."""
+    if len(raw) <= _MAX_COMPONENT and raw not in (b"", b".", b".."):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:
+            if _NEEDS_CARE.search(text) is None:
+                return text
+    if raw in (b"", b"."):
+        return None
+    return _sanitize_slow(raw)
+
+
+def _utf8_codepoint(data: bytes, i: int) -> tuple[int, int]:
+    """libtorrent's ``parse_utf8_codepoint``: (codepoint or -1, bytes consumed)."""
+    b = data[i]
+    if b < 0x80:
+        return b, 1
+    if b >> 5 == 0b110:
+        length = 2
+    elif b >> 4 == 0b1110:
+        length = 3
+    elif b >> 3 == 0b11110:
+        length = 4
+    elif b >> 2 == 0b111110:
+        return -1, 5
+    else:
+        return -1, 1
+    if length > len(data) - i:
+        return -1, len(data) - i
+    ch = b & (0b11111 if length == 2 else 0b1111 if length == 3 else 0b111)
+    for k in range(1, length):
+        cont = data[i + k]
+        if not 0x80 <= cont <= 0xBF:
+            return -1, length
+        ch = (ch << 6) | (cont & 0x3F)
+    if ch < (0x80, 0x800, 0x10000)[length - 2] or ch > 0x10FFFF:
+        return -1, length
+    return ch, length
+
+
+def _sanitize_slow(raw: bytes) -> str | None:
+    out: list[str] = []
+    added = 0
+    dots = 0
+    found_extension = False
+    i = 0
+    n = len(raw)
+    while i < n:
+        cp, seq_len = _utf8_codepoint(raw, i)
+        if cp >= 0 and cp in _DROPPED:
+            i += seq_len
+            continue
+        if 0 <= cp < 32:
+            i += seq_len
+            continue
+        # Surrogates are valid to libtorrent's decoder but cannot be text here.
+        if cp < 0 or 0xD800 <= cp <= 0xDFFF:
+            out.append("_")
+            added += 1
+            i += seq_len
+            continue
+        out.append(chr(cp))
+        if cp == 0x2E:
+            dots += 1
+        added += seq_len
+        if added >= _MAX_COMPONENT and not found_extension:
+            dot = -1
+            for j in range(n - 1, max(n - 10, i), -1):
+                if raw[j] == 0x2E:
+                    dot = j
+                    break
+            if dot == -1:
+                break
+            found_extension = True
+            i = dot
+            continue
+        i += seq_len
+    if added == dots and added <= 2:
+        return None
+    return "".join(out)
+
+
+def join_clean(components: list[bytes]) -> str:
+    """Clean each component (an unusable one becomes ``_``) and join with ``/``."""
+    return "/".join([c if c is not None else "_" for c in map(sanitize_component, components)])
