@@ -50,7 +50,7 @@ class Account(Base):
     @property
     def publishes_directly(self) -> bool:
         """Whether what this account submits is approved without review."""
-        return self.trusted or self.role_enum.at_least(Role.moderator)
+        return self.disabled_at is None and (self.trusted or self.role_enum.at_least(Role.uploader))
 
 
 class LoginSession(Base):

@@ -76,7 +76,8 @@ class Database:
         try:
             yield session
         finally:
-            session.rollback()
+            # close() ends the transaction but, unlike rollback(), leaves loaded
+            # objects usable (detached) for the caller to render.
             session.close()
 
     @contextmanager

@@ -1,0 +1,58 @@
+"""`holdfast serve`: run the instance (web UI, API, ActivityPub, tracker, jobs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from holdfast.cli.common import build_settings, settings_options
+
+
+@click.command()
+@settings_options()
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+)
+def serve(log_level: str, **options: Any) -> None:
+    """Run the instance. With no configuration at all it creates its data folder,
+    database and secret, and prints a one-time link to create the first admin."""
+    import uvicorn
+
+    from holdfast.app import create_app
+
+    settings = build_settings(options)
+    app = create_app(settings)
+    instance = app.state.instance
+    base = instance.base_url
+    click.echo(f"holdfast: data folder {instance.settings.data_dir}")
+    click.echo(f"holdfast: database {safe_url(instance.settings.resolved_database_url)}")
+    if not instance.accounts.has_admin():
+        token = instance.accounts.create_setup_token()
+        click.echo("holdfast: no admin yet. Create the first admin account at")
+        click.echo(f"    {base}/setup?token={token}")
+        click.echo("  (the link works once; restart to get a new one)")
+    click.echo(
+        f"holdfast: serving at {base}/ (listening on "
+        f"{instance.settings.host}:{instance.settings.port})"
+    )
+    uvicorn.run(
+        app,
+        host=instance.settings.host,
+        port=instance.settings.port,
+        log_level=log_level,
+        proxy_headers=False,
+    )
+
+
+def safe_url(url: str) -> str:
+    """A database URL without its password, for printing."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - printing only
+        return "(unprintable URL)"
