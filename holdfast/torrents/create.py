@@ -1,0 +1,407 @@
+"""Creating v1, v2 and hybrid torrents, hashing on every core.
+
+The data is read once, in large buffers, by one thread; worker threads hash
+whole buffers (``hashlib`` releases the GIL while it hashes), SHA-1 per piece
+for v1 and SHA-256 per 16 KiB block plus the per-piece merkle subtrees for v2.
+At most a few buffers are in flight, so memory stays bounded whatever the size
+of the dataset.
+
+The result is deterministic: files are ordered as BEP 52 orders the file
+tree, and nothing that varies between runs (times, order of directory
+listing) enters the info dictionary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from holdfast import __version__
+from holdfast.torrents import bencode
+from holdfast.torrents.errors import TorrentError
+from holdfast.torrents.files import SourceFile, list_source_files
+from holdfast.torrents.merkle import BLOCK_SIZE, merkle_root, pad_hash
+from holdfast.torrents.model import Torrent
+from holdfast.torrents.parse import MAX_PIECE_LENGTH, parse_torrent
+from holdfast.torrents.piece_size import (
+    MIN_PIECE_LENGTH,
+    choose_piece_length,
+    is_zarr_chunk,
+    zarr_piece_length,
+)
+
+__all__ = ["CreatedTorrent", "ProgressCallback", "create_torrent"]
+
+Version = Literal["v1", "v2", "hybrid"]
+#: Called as ``progress(bytes_hashed, bytes_total)`` from the calling thread.
+ProgressCallback = Callable[[int, int], None]
+
+# Bytes read per buffer (rounded up to whole pieces).
+_BUFFER_SIZE = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedTorrent:
+    """A new torrent: the .torrent bytes and their parsed form."""
+
+    data: bytes
+    torrent: Torrent
+
+    def write(self, path: str | os.PathLike[str]) -> None:
+        Path(path).write_bytes(self.data)
+
+
+def create_torrent(
+    path: str | os.PathLike[str],
+    *,
+    version: Version = "hybrid",
+    piece_length: int | None = None,
+    align: Literal["zarr"] | None = None,
+    trackers: Sequence[str | Sequence[str]] = (),
+    webseeds: Sequence[str] = (),
+    comment: str | None = None,
+    private: bool = False,
+    created_by: str | None = f"holdfast {__version__}",
+    creation_date: int | None = None,
+    similar: Sequence[str] = (),
+    collections: Sequence[str] = (),
+    include_junk: bool = False,
+    threads: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> CreatedTorrent:
+    """Make a torrent of the file or folder at ``path``.
+
+    ``version``: ``"v1"``, ``"v2"`` or ``"hybrid"`` (BEP 52 plus BEP 47 pad
+    files, readable by v1-only clients). ``piece_length``: a power of two of at
+    least 16 KiB, or None to choose one from the file sizes; ``align="zarr"``
+    chooses it from the zarr chunk sizes instead (and pads a v1 torrent so each
+    file starts on a piece boundary). ``trackers``: each item is a URL (its own
+    tier) or a list of URLs (one tier). ``creation_date`` defaults to now; it
+    is outside the info dictionary, so the infohash does not depend on it.
+    Junk files (``.DS_Store``, ``Thumbs.db``, editor swap files...) are left
+    out unless ``include_junk``. ``threads`` defaults to the number of cores.
+    """
+    if version not in ("v1", "v2", "hybrid"):
+        raise TorrentError(f"unknown torrent version {version!r}")
+    if align not in (None, "zarr"):
+        raise TorrentError(f"unknown alignment {align!r}")
+    root = Path(path)
+    files = list_source_files(root, include_junk=include_junk)
+    if not files:
+        raise TorrentError(f"no files to put in a torrent under {root}")
+    if sum(f.size for f in files) == 0:
+        raise TorrentError("all files are empty; a torrent needs at least one byte of data")
+    sizes = [f.size for f in files]
+
+    if piece_length is None:
+        if align == "zarr":
+            piece_length = zarr_piece_length([f.size for f in files if is_zarr_chunk(f.components)])
+        else:
+            piece_length = choose_piece_length(sizes, version)
+    _check_piece_length(piece_length, version)
+
+    aligned = version != "v1" or align == "zarr"
+    name = root.name or root.resolve().name
+    layout = _Layout(files, piece_length, aligned)
+    hashes = _hash(layout, version, threads, progress)
+
+    info: dict[bytes, Any] = {b"name": name.encode("utf-8"), b"piece length": piece_length}
+    single = len(files) == 1 and not files[0].components
+    if version in ("v2", "hybrid"):
+        info[b"meta version"] = 2
+        info[b"file tree"] = _file_tree(files, hashes.roots, single)
+    if version in ("v1", "hybrid"):
+        info[b"pieces"] = b"".join(hashes.v1)
+        if single:
+            info[b"length"] = files[0].size
+        else:
+            info[b"files"] = _file_list(layout)
+    if private:
+        info[b"private"] = 1
+    if similar:
+        info[b"similar"] = [_infohash_bytes(h) for h in similar]
+    if collections:
+        info[b"collections"] = [c.encode("utf-8") for c in collections]
+
+    meta: dict[bytes, Any] = {b"info": info}
+    tiers = _tiers(trackers)
+    if tiers:
+        meta[b"announce"] = tiers[0][0].encode("utf-8")
+        if len(tiers) > 1 or len(tiers[0]) > 1:
+            meta[b"announce-list"] = [[u.encode("utf-8") for u in tier] for tier in tiers]
+    if webseeds:
+        meta[b"url-list"] = [u.encode("utf-8") for u in webseeds]
+    if comment:
+        meta[b"comment"] = comment.encode("utf-8")
+    if created_by:
+        meta[b"created by"] = created_by.encode("utf-8")
+    meta[b"creation date"] = int(time.time()) if creation_date is None else creation_date
+    if version in ("v2", "hybrid") and hashes.layers:
+        meta[b"piece layers"] = hashes.layers
+
+    data = bencode.encode(meta)
+    return CreatedTorrent(data=data, torrent=parse_torrent(data, strict=True))
+
+
+def _check_piece_length(piece_length: int, version: Version) -> None:
+    if not isinstance(piece_length, int) or piece_length < MIN_PIECE_LENGTH:
+        raise TorrentError(f"piece length must be at least 16 KiB, not {piece_length}")
+    if piece_length & (piece_length - 1):
+        raise TorrentError(f"piece length must be a power of two, not {piece_length}")
+    if piece_length > MAX_PIECE_LENGTH:
+        raise TorrentError(f"piece length must be at most 512 MiB, not {piece_length}")
+
+
+def _infohash_bytes(value: str) -> bytes:
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError:
+        raw = b""
+    if len(raw) != 20:
+        raise TorrentError(f"a similar torrent must be a 40-hex v1 infohash, not {value!r}")
+    return raw
+
+
+def _tiers(trackers: Sequence[str | Sequence[str]]) -> list[list[str]]:
+    tiers: list[list[str]] = []
+    for item in trackers:
+        tier = [item] if isinstance(item, str) else list(item)
+        tier = [u.strip() for u in tier if u.strip()]
+        if tier:
+            tiers.append(tier)
+    return tiers
+
+
+# -- layout ---------------------------------------------------------------
+
+
+class _Layout:
+    """Where each file sits in the piece stream, with padding when aligned."""
+
+    def __init__(self, files: list[SourceFile], piece_length: int, aligned: bool) -> None:
+        self.files = files
+        self.piece_length = piece_length
+        self.aligned = aligned
+        self.offsets: list[int] = []
+        #: padding after file i (0 for the last file: no tail padding)
+        self.pads: list[int] = []
+        offset = 0
+        for i, f in enumerate(files):
+            self.offsets.append(offset)
+            offset += f.size
+            pad = 0
+            if aligned and i < len(files) - 1 and offset % piece_length:
+                pad = piece_length - offset % piece_length
+            self.pads.append(pad)
+            offset += pad
+        self.total = offset
+
+
+def _file_list(layout: _Layout) -> list[dict[bytes, Any]]:
+    out: list[dict[bytes, Any]] = []
+    for f, pad in zip(layout.files, layout.pads, strict=True):
+        out.append({b"length": f.size, b"path": [c.encode("utf-8") for c in f.components]})
+        if pad:
+            out.append({b"attr": b"p", b"length": pad, b"path": [b".pad", str(pad).encode()]})
+    return out
+
+
+def _file_tree(
+    files: list[SourceFile], roots: list[bytes | None], single: bool
+) -> dict[bytes, Any]:
+    tree: dict[bytes, Any] = {}
+    for f, root in zip(files, roots, strict=True):
+        components = [f.path.name] if single else list(f.components)
+        node = tree
+        for c in components[:-1]:
+            node = node.setdefault(c.encode("utf-8"), {})
+        leaf: dict[bytes, Any] = {b"length": f.size}
+        if root is not None:
+            leaf[b"pieces root"] = root
+        node[components[-1].encode("utf-8")] = {b"": leaf}
+    return tree
+
+
+# -- hashing ----------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Hashes:
+    v1: list[bytes]
+    roots: list[bytes | None]
+    layers: dict[bytes, bytes]
+
+
+# A file's part of one buffer: (file index, start in buffer, length, whole file fits)
+_Segment = tuple[int, int, int, bool]
+
+
+def _hash_buffer(
+    buf: bytearray,
+    length: int,
+    piece_length: int,
+    do_v1: bool,
+    segments: list[_Segment],
+) -> tuple[list[bytes], list[tuple[int, list[bytes]]]]:
+    """SHA-1 of each piece, and for each file segment its v2 piece hashes (or root)."""
+    view = memoryview(buf)
+    sha1 = hashlib.sha1
+    sha256 = hashlib.sha256
+    v1: list[bytes] = []
+    if do_v1:
+        v1 = [
+            sha1(view[i : min(i + piece_length, length)], usedforsecurity=False).digest()
+            for i in range(0, length, piece_length)
+        ]
+    v2: list[tuple[int, list[bytes]]] = []
+    per_piece = piece_length // BLOCK_SIZE
+    for index, start, size, whole_small in segments:
+        end = start + size
+        blocks = [
+            sha256(view[j : min(j + BLOCK_SIZE, end)]).digest()
+            for j in range(start, end, BLOCK_SIZE)
+        ]
+        if whole_small:
+            # a file of at most one piece: its root covers just its blocks
+            v2.append((index, [merkle_root(blocks)]))
+        else:
+            v2.append(
+                (
+                    index,
+                    [
+                        merkle_root(blocks[k : k + per_piece], width=per_piece)
+                        for k in range(0, len(blocks), per_piece)
+                    ],
+                )
+            )
+    view.release()
+    return v1, v2
+
+
+def _read_exact(fh: Any, view: memoryview, path: Path) -> None:
+    got = 0
+    while got < len(view):
+        n = fh.readinto(view[got:])
+        if not n:
+            raise TorrentError(f"{path} became shorter while it was being hashed")
+        got += n
+
+
+def _hash(
+    layout: _Layout,
+    version: Version,
+    threads: int | None,
+    progress: ProgressCallback | None,
+) -> _Hashes:
+    piece_length = layout.piece_length
+    do_v1 = version in ("v1", "hybrid")
+    do_v2 = version in ("v2", "hybrid")
+    workers = max(1, threads or os.cpu_count() or 1)
+    buffer_size = max(piece_length, _BUFFER_SIZE // piece_length * piece_length)
+    max_in_flight = workers * 2
+    free: list[bytearray] = []
+    pending: deque[tuple[Future[Any], bytearray, int]] = deque()
+
+    v1: list[bytes] = []
+    file_pieces: dict[int, list[bytes]] = {}
+    done = 0
+    total = sum(f.size for f in layout.files)
+
+    def collect(block: bool) -> None:
+        nonlocal done
+        while pending and (block or pending[0][0].done()):
+            future, buf, data_bytes = pending.popleft()
+            digests, v2 = future.result()
+            v1.extend(digests)
+            for index, hashes in v2:
+                file_pieces.setdefault(index, []).extend(hashes)
+            free.append(buf)
+            done += data_bytes
+            if progress is not None:
+                progress(done, total)
+            if block and len(pending) < max_in_flight:
+                return
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hash") as pool:
+        buf = bytearray(buffer_size)
+        fill = 0
+        data_bytes = 0
+        segments: list[_Segment] = []
+
+        def submit() -> None:
+            nonlocal buf, fill, data_bytes, segments
+            future = pool.submit(_hash_buffer, buf, fill, piece_length, do_v1, segments)
+            pending.append((future, buf, data_bytes))
+            collect(block=len(pending) >= max_in_flight)
+            buf = free.pop() if free else bytearray(buffer_size)
+            fill = 0
+            data_bytes = 0
+            segments = []
+
+        for index, f in enumerate(layout.files):
+            remaining = f.size
+            small = f.size <= piece_length
+            if remaining:
+                try:
+                    fh = open(f.path, "rb", buffering=0)  # noqa: SIM115 - closed below
+                except OSError as exc:
+                    raise TorrentError(f"cannot read {f.path}: {exc.strerror}") from None
+                try:
+                    while remaining:
+                        n = min(remaining, buffer_size - fill)
+                        view = memoryview(buf)[fill : fill + n]
+                        try:
+                            _read_exact(fh, view, f.path)
+                        except OSError as exc:
+                            raise TorrentError(f"cannot read {f.path}: {exc.strerror}") from None
+                        finally:
+                            view.release()
+                        if do_v2:
+                            segments.append((index, fill, n, small))
+                        fill += n
+                        data_bytes += n
+                        remaining -= n
+                        if fill == buffer_size:
+                            submit()
+                finally:
+                    fh.close()
+            pad = layout.pads[index]
+            while pad:
+                n = min(pad, buffer_size - fill)
+                if do_v1:
+                    buf[fill : fill + n] = bytes(n)
+                fill += n
+                pad -= n
+                if fill == buffer_size:
+                    submit()
+        if fill:
+            submit()
+        collect(block=True)
+        while pending:
+            collect(block=True)
+
+    roots: list[bytes | None] = []
+    layers: dict[bytes, bytes] = {}
+    if do_v2:
+        height = (piece_length // BLOCK_SIZE).bit_length() - 1
+        for index, f in enumerate(layout.files):
+            if f.size == 0:
+                roots.append(None)
+                continue
+            pieces = file_pieces[index]
+            if f.size <= piece_length:
+                roots.append(pieces[0])
+                continue
+            root = merkle_root(pieces, pad=pad_hash(height))
+            roots.append(root)
+            layers[root] = b"".join(pieces)
+    else:
+        roots = [None] * len(layout.files)
+    return _Hashes(v1=v1, roots=roots, layers=layers)
