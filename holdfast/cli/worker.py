@@ -18,7 +18,7 @@ from typing import Any
 import click
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from holdfast.settings import ConfigError, Settings
 
@@ -70,15 +70,20 @@ def worker(
     from holdfast.jobs import JobRunner, load_job_modules
 
     if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+        # holdfast's own messages at INFO; libraries (alembic is chatty) at WARNING.
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+        logging.getLogger("holdfast").setLevel(logging.INFO)
     given: dict[str, Any] = {"data_dir": data_dir, "database_url": database_url}
     try:
-        settings = Settings(**{k: v for k, v in given.items() if v is not None}).prepare()
-    except (ConfigError, ValidationError) as exc:
+        settings = Settings(**{k: v for k, v in given.items() if v is not None})
+        url = settings.resolved_database_url
+        shown_url = make_url(url).render_as_string(hide_password=True)
+        # Before prepare(), which creates the data folder: a mistyped folder or URL
+        # must leave nothing behind.
+        _check_database(url, shown_url)
+        settings = settings.prepare()
+    except (ConfigError, ValidationError, ArgumentError) as exc:
         raise click.ClickException(str(exc)) from None
-    url = settings.resolved_database_url
-    shown_url = make_url(url).render_as_string(hide_password=True)
-    _check_database(url, shown_url)
 
     try:
         loaded = load_job_modules(imports)
