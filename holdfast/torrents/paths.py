@@ -5,9 +5,9 @@ Each component is cleaned exactly as libtorrent's
 ``sanitize_append_path_element`` does on POSIX, so the paths we show are the
 paths a client writes:
 
-* ``/`` and ``\\``, control characters and the Unicode direction overrides
-  are dropped;
-* invalid UTF-8 becomes ``_``;
+* ``/``, ``\\``, NUL and invisible format characters (direction overrides,
+  zero-width characters) are dropped;
+* other control characters (C0, DEL, C1) and invalid UTF-8 become ``_``;
 * a component that is empty, ``.`` or ``..``, or that cleans to nothing,
   becomes ``_`` (:func:`sanitize_component` returns None for these, and a
   torrent's *name* is then replaced by its infohash);
@@ -20,13 +20,19 @@ component: a path always stays inside the download folder.
 from __future__ import annotations
 
 import re
+from typing import Any
 
-__all__ = ["join_clean", "sanitize_component"]
+__all__ = ["fast_join", "join_clean", "sanitize_component"]
 
-# Characters that need the slow path: separators, control characters and the
-# bidirectional overrides that can disguise a file's extension.
-_NEEDS_CARE = re.compile("[\x00-\x1f/\\\\\u202a-\u202e\u200e\u200f]")
-_DROPPED = frozenset({0x2F, 0x5C, 0x202A, 0x202B, 0x202C, 0x202D, 0x202E, 0x200E, 0x200F})
+# Invisible format characters (bidirectional marks and overrides, zero-width
+# characters, the byte-order mark) are dropped: they can disguise a name.
+_INVISIBLE = "\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
+# Characters that need the slow path: separators, controls and invisibles.
+_NEEDS_CARE = re.compile(f"[\x00-\x1f\x7f-\x9f/\\\\{_INVISIBLE}]")
+_DROPPED = frozenset(
+    {0, 0x2F, 0x5C, 0x061C, 0xFEFF, *range(0x200B, 0x2010), *range(0x202A, 0x202F)}
+    | {*range(0x2060, 0x2065), *range(0x2066, 0x206A)}
+)
 _MAX_COMPONENT = 240
 
 
@@ -85,11 +91,7 @@ def _sanitize_slow(raw: bytes) -> str | None:
         if cp >= 0 and cp in _DROPPED:
             i += seq_len
             continue
-        if 0 <= cp < 32:
-            i += seq_len
-            continue
-        # Surrogates are valid to libtorrent's decoder but cannot be text here.
-        if cp < 0 or 0xD800 <= cp <= 0xDFFF:
+        if cp < 32 or 0x7F <= cp <= 0x9F or 0xD800 <= cp <= 0xDFFF:
             out.append("_")
             added += 1
             i += seq_len
@@ -113,6 +115,34 @@ def _sanitize_slow(raw: bytes) -> str | None:
     if added == dots and added <= 2:
         return None
     return "".join(out)
+
+
+_NEEDS_CARE_JOINED = re.compile(f"[\x00-\x1f\x7f-\x9f\\\\{_INVISIBLE}]")
+
+
+def fast_join(components: list[Any]) -> str | None:
+    """``/``-joined components when none needs cleaning, else None (use :func:`join_clean`).
+
+    Checks the whole path at once, with no per-component Python work.
+    """
+    try:
+        raw = b"/".join(components)
+    except TypeError:
+        return None
+    if (
+        not components
+        or raw.count(b"/") != len(components) - 1
+        or b"" in components
+        or b"." in components
+        or b".." in components
+        or max(map(len, components)) > _MAX_COMPONENT
+    ):
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return text if _NEEDS_CARE_JOINED.search(text) is None else None
 
 
 def join_clean(components: list[bytes]) -> str:
