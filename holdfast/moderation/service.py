@@ -277,6 +277,7 @@ class Moderation:
                 detail={"target_type": report.target_type, "target_id": report.target_id},
             )
             s.flush()
+            s.refresh(report)  # load resolved_by for the caller
             return report
 
     # --- the audit log

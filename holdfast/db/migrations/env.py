@@ -5,22 +5,10 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from holdfast.db.registry import load_models
+from holdfast.db.registry import include_object, load_models
 
 target_metadata = load_models()
 config = context.config
-
-
-def include_object(obj, name, type_, reflected, compare_to):
-    # Search index internals are created by hand in the migrations (FTS5 shadow
-    # tables on SQLite, a generated tsvector on PostgreSQL), not by the models.
-    if type_ == "table" and name and name.startswith("search_fts"):
-        return False
-    if type_ == "column" and name == "search_vector":
-        return False
-    if type_ == "index" and name and name.startswith("ix_search_documents_vector"):
-        return False
-    return True
 
 
 def run_migrations_online() -> None:
