@@ -34,7 +34,6 @@ def _extensions() -> list[Extension]:
 
     found: list[Extension] = []
     for name in (
-        "holdfast.jobs.extension",
         "holdfast.web.extension",
         "holdfast.swarm.extension",
         "holdfast.federation.extension",
@@ -97,6 +96,16 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     api.include_router(catalogue.router)
     api.include_router(moderation.router)
     app.include_router(api)
+
+    @asynccontextmanager
+    async def jobs() -> AsyncIterator[None]:
+        from holdfast.jobs import background_jobs
+
+        async with background_jobs(instance.db, settings) as runner:
+            instance.services["jobs"] = runner
+            yield
+
+    lifespans.append(jobs)
 
     for install in _extensions():
         lifespan_factory = install(app, instance)

@@ -19,7 +19,7 @@ import platformdirs
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-SECRET_FILE = "secret_key"
+SECRET_FILE = "secret_key"  # noqa: S105 - a file name
 CONFIG_FILE = "holdfast.toml"
 
 
@@ -80,8 +80,8 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535, description="HTTP port to listen on.")
     public_url: str | None = Field(
         default=None,
-        description="The URL people and peers reach this instance at, e.g. https://archive.example.org. "
-        "Required in production.",
+        description="The URL people and peers reach this instance at, "
+        "e.g. https://archive.example.org. Required in production.",
     )
     instance_name: str = Field(
         default="holdfast",

@@ -22,7 +22,7 @@ from holdfast.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, 
 NAME_RE = re.compile(r"^[a-z0-9_][a-z0-9_-]{2,31}$")
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024
-TOKEN_PREFIX = "hf_"
+TOKEN_PREFIX = "hf_"  # noqa: S105 - a public prefix, not a secret
 SETUP_KEY = "setup_token_hash"
 
 _hasher = PasswordHasher()

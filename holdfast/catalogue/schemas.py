@@ -16,7 +16,7 @@ TAG_RE = re.compile(r"[^a-z0-9]+")
 
 
 def slugify(text: str, *, max_length: int = 100) -> str:
-    """A URL-safe slug: 'NOAA SST 1981–2025' -> 'noaa-sst-1981-2025'."""
+    """A URL-safe slug: 'NOAA SST 1981-2025' -> 'noaa-sst-1981-2025'."""
     # Separate words first, so punctuation such as an en dash still splits them.
     spaced = re.sub(r"[\W_]+", " ", text)
     ascii_text = unicodedata.normalize("NFKD", spaced).encode("ascii", "ignore").decode("ascii")

@@ -53,7 +53,7 @@ def fts5_query(terms: list[str]) -> str:
 
 
 def tsquery(terms: list[str]) -> str:
-    return " & ".join(terms[:-1] + [terms[-1] + ":*"])
+    return " & ".join([*terms[:-1], terms[-1] + ":*"])
 
 
 @dataclass
@@ -83,7 +83,8 @@ class Search:
         if self.db.is_sqlite:
             matches = (
                 text(
-                    f"SELECT rowid AS doc_id, bm25(search_fts, {SQLITE_WEIGHTS}) AS score "
+                    # Only constants are formatted in; the user's words are a bound parameter.
+                    f"SELECT rowid AS doc_id, bm25(search_fts, {SQLITE_WEIGHTS}) AS score "  # noqa: S608
                     "FROM search_fts WHERE search_fts MATCH :match"
                 )
                 .bindparams(match=fts5_query(terms))
@@ -95,7 +96,7 @@ class Search:
             base = select(*DOC_COLUMNS, score).join(matches, matches.c.doc_id == SearchDocument.id)
         else:
             query = func.to_tsquery("simple", tsquery(terms))
-            vector = literal_column("search_documents.search_vector")
+            vector: Any = literal_column("search_documents.search_vector")
             score = func.ts_rank_cd(vector, query).label("score")
             order = score.desc()
             base = select(*DOC_COLUMNS, score).where(vector.op("@@")(query))

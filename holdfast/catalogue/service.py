@@ -333,7 +333,7 @@ class Catalogue:
         sort: str = "updated",
         account_id: int | None = None,
     ) -> Page:
-        order = {
+        order: Any = {
             "updated": Dataset.updated_at.desc(),
             "created": Dataset.created_at.desc(),
             "title": Dataset.title.asc(),
@@ -597,7 +597,7 @@ class Catalogue:
         limit: int = 50,
         sort: str = "created",
     ) -> Page:
-        order = {
+        order: Any = {
             "created": Upload.created_at.desc(),
             "size": Upload.total_size.desc(),
             "seeders": Upload.seeders.asc().nulls_first(),

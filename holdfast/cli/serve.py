@@ -54,5 +54,5 @@ def safe_url(url: str) -> str:
 
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - printing only
+    except Exception:  # printing only; never fail start-up over it
         return "(unprintable URL)"
