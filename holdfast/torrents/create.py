@@ -1,10 +1,4 @@
-"""Creating v1, v2 and hybrid torrents, hashing on every core.
-
-The data is read once, in large buffers, by one thread; worker threads hash
-whole buffers (``hashlib`` releases the GIL while it hashes), SHA-1 per piece
-for v1 and SHA-256 per 16 KiB block plus the per-piece merkle subtrees for v2.
-At most a few buffers are in flight, so memory stays bounded whatever the size
-of the dataset.
+"""Creating v1, v2 and hybrid torrents, hashing on every core (see :mod:`.hashing`).
 
 The result is deterministic: files are ordered as BEP 52 orders the file
 tree, and nothing that varies between runs (times, order of directory
@@ -13,12 +7,9 @@ listing) enters the info dictionary.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
-from collections import deque
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -27,7 +18,7 @@ from holdfast import __version__
 from holdfast.torrents import bencode
 from holdfast.torrents.errors import TorrentError
 from holdfast.torrents.files import SourceFile, list_source_files
-from holdfast.torrents.merkle import BLOCK_SIZE, merkle_root, pad_hash
+from holdfast.torrents.hashing import ProgressCallback, Stream, StreamFile, file_root, hash_stream
 from holdfast.torrents.model import Torrent
 from holdfast.torrents.parse import MAX_PIECE_LENGTH, parse_torrent
 from holdfast.torrents.piece_size import (
@@ -40,11 +31,6 @@ from holdfast.torrents.piece_size import (
 __all__ = ["CreatedTorrent", "ProgressCallback", "create_torrent"]
 
 Version = Literal["v1", "v2", "hybrid"]
-#: Called as ``progress(bytes_hashed, bytes_total)`` from the calling thread.
-ProgressCallback = Callable[[int, int], None]
-
-# Bytes read per buffer (rounded up to whole pieces).
-_BUFFER_SIZE = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,10 +78,10 @@ def create_torrent(
         raise TorrentError(f"unknown torrent version {version!r}")
     if align not in (None, "zarr"):
         raise TorrentError(f"unknown alignment {align!r}")
-    root = Path(path)
-    files = list_source_files(root, include_junk=include_junk)
+    source = Path(path)
+    files = list_source_files(source, include_junk=include_junk)
     if not files:
-        raise TorrentError(f"no files to put in a torrent under {root}")
+        raise TorrentError(f"no files to put in a torrent under {source}")
     if sum(f.size for f in files) == 0:
         raise TorrentError("all files are empty; a torrent needs at least one byte of data")
     sizes = [f.size for f in files]
@@ -108,15 +94,29 @@ def create_torrent(
     _check_piece_length(piece_length, version)
 
     aligned = version != "v1" or align == "zarr"
-    name = root.name or root.resolve().name
+    name = source.name or source.resolve().name
     layout = _Layout(files, piece_length, aligned)
-    hashes = _hash(layout, version, threads, progress)
+    stream = Stream([StreamFile(f.path, f.size) for f in files], layout.pads, piece_length)
+    hashes = hash_stream(
+        stream,
+        v1=version in ("v1", "hybrid"),
+        v2=version in ("v2", "hybrid"),
+        threads=threads,
+        progress=progress,
+    )
+    roots: list[bytes | None] = [None] * len(files)
+    layers: dict[bytes, bytes] = {}
+    for index, pieces in hashes.v2.items():
+        root, layer = file_root(pieces, files[index].size, piece_length)
+        roots[index] = root
+        if layer:
+            layers[root] = layer
 
     info: dict[bytes, Any] = {b"name": name.encode("utf-8"), b"piece length": piece_length}
     single = len(files) == 1 and not files[0].components
     if version in ("v2", "hybrid"):
         info[b"meta version"] = 2
-        info[b"file tree"] = _file_tree(files, hashes.roots, single)
+        info[b"file tree"] = _file_tree(files, roots, single)
     if version in ("v1", "hybrid"):
         info[b"pieces"] = b"".join(hashes.v1)
         if single:
@@ -143,8 +143,8 @@ def create_torrent(
     if created_by:
         meta[b"created by"] = created_by.encode("utf-8")
     meta[b"creation date"] = int(time.time()) if creation_date is None else creation_date
-    if version in ("v2", "hybrid") and hashes.layers:
-        meta[b"piece layers"] = hashes.layers
+    if layers:
+        meta[b"piece layers"] = layers
 
     data = bencode.encode(meta)
     return CreatedTorrent(data=data, torrent=parse_torrent(data, strict=True))
@@ -227,181 +227,3 @@ def _file_tree(
             leaf[b"pieces root"] = root
         node[components[-1].encode("utf-8")] = {b"": leaf}
     return tree
-
-
-# -- hashing ----------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _Hashes:
-    v1: list[bytes]
-    roots: list[bytes | None]
-    layers: dict[bytes, bytes]
-
-
-# A file's part of one buffer: (file index, start in buffer, length, whole file fits)
-_Segment = tuple[int, int, int, bool]
-
-
-def _hash_buffer(
-    buf: bytearray,
-    length: int,
-    piece_length: int,
-    do_v1: bool,
-    segments: list[_Segment],
-) -> tuple[list[bytes], list[tuple[int, list[bytes]]]]:
-    """SHA-1 of each piece, and for each file segment its v2 piece hashes (or root)."""
-    view = memoryview(buf)
-    sha1 = hashlib.sha1
-    sha256 = hashlib.sha256
-    v1: list[bytes] = []
-    if do_v1:
-        v1 = [
-            sha1(view[i : min(i + piece_length, length)], usedforsecurity=False).digest()
-            for i in range(0, length, piece_length)
-        ]
-    v2: list[tuple[int, list[bytes]]] = []
-    per_piece = piece_length // BLOCK_SIZE
-    for index, start, size, whole_small in segments:
-        end = start + size
-        blocks = [
-            sha256(view[j : min(j + BLOCK_SIZE, end)]).digest()
-            for j in range(start, end, BLOCK_SIZE)
-        ]
-        if whole_small:
-            # a file of at most one piece: its root covers just its blocks
-            v2.append((index, [merkle_root(blocks)]))
-        else:
-            v2.append(
-                (
-                    index,
-                    [
-                        merkle_root(blocks[k : k + per_piece], width=per_piece)
-                        for k in range(0, len(blocks), per_piece)
-                    ],
-                )
-            )
-    view.release()
-    return v1, v2
-
-
-def _read_exact(fh: Any, view: memoryview, path: Path) -> None:
-    got = 0
-    while got < len(view):
-        n = fh.readinto(view[got:])
-        if not n:
-            raise TorrentError(f"{path} became shorter while it was being hashed")
-        got += n
-
-
-def _hash(
-    layout: _Layout,
-    version: Version,
-    threads: int | None,
-    progress: ProgressCallback | None,
-) -> _Hashes:
-    piece_length = layout.piece_length
-    do_v1 = version in ("v1", "hybrid")
-    do_v2 = version in ("v2", "hybrid")
-    workers = max(1, threads or os.cpu_count() or 1)
-    buffer_size = max(piece_length, _BUFFER_SIZE // piece_length * piece_length)
-    max_in_flight = workers * 2
-    free: list[bytearray] = []
-    pending: deque[tuple[Future[Any], bytearray, int]] = deque()
-
-    v1: list[bytes] = []
-    file_pieces: dict[int, list[bytes]] = {}
-    done = 0
-    total = sum(f.size for f in layout.files)
-
-    def collect(block: bool) -> None:
-        nonlocal done
-        while pending and (block or pending[0][0].done()):
-            future, buf, data_bytes = pending.popleft()
-            digests, v2 = future.result()
-            v1.extend(digests)
-            for index, hashes in v2:
-                file_pieces.setdefault(index, []).extend(hashes)
-            free.append(buf)
-            done += data_bytes
-            if progress is not None:
-                progress(done, total)
-            if block and len(pending) < max_in_flight:
-                return
-
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hash") as pool:
-        buf = bytearray(buffer_size)
-        fill = 0
-        data_bytes = 0
-        segments: list[_Segment] = []
-
-        def submit() -> None:
-            nonlocal buf, fill, data_bytes, segments
-            future = pool.submit(_hash_buffer, buf, fill, piece_length, do_v1, segments)
-            pending.append((future, buf, data_bytes))
-            collect(block=len(pending) >= max_in_flight)
-            buf = free.pop() if free else bytearray(buffer_size)
-            fill = 0
-            data_bytes = 0
-            segments = []
-
-        for index, f in enumerate(layout.files):
-            remaining = f.size
-            small = f.size <= piece_length
-            if remaining:
-                try:
-                    fh = open(f.path, "rb", buffering=0)  # noqa: SIM115 - closed below
-                except OSError as exc:
-                    raise TorrentError(f"cannot read {f.path}: {exc.strerror}") from None
-                try:
-                    while remaining:
-                        n = min(remaining, buffer_size - fill)
-                        view = memoryview(buf)[fill : fill + n]
-                        try:
-                            _read_exact(fh, view, f.path)
-                        except OSError as exc:
-                            raise TorrentError(f"cannot read {f.path}: {exc.strerror}") from None
-                        finally:
-                            view.release()
-                        if do_v2:
-                            segments.append((index, fill, n, small))
-                        fill += n
-                        data_bytes += n
-                        remaining -= n
-                        if fill == buffer_size:
-                            submit()
-                finally:
-                    fh.close()
-            pad = layout.pads[index]
-            while pad:
-                n = min(pad, buffer_size - fill)
-                if do_v1:
-                    buf[fill : fill + n] = bytes(n)
-                fill += n
-                pad -= n
-                if fill == buffer_size:
-                    submit()
-        if fill:
-            submit()
-        collect(block=True)
-        while pending:
-            collect(block=True)
-
-    roots: list[bytes | None] = []
-    layers: dict[bytes, bytes] = {}
-    if do_v2:
-        height = (piece_length // BLOCK_SIZE).bit_length() - 1
-        for index, f in enumerate(layout.files):
-            if f.size == 0:
-                roots.append(None)
-                continue
-            pieces = file_pieces[index]
-            if f.size <= piece_length:
-                roots.append(pieces[0])
-                continue
-            root = merkle_root(pieces, pad=pad_hash(height))
-            roots.append(root)
-            layers[root] = b"".join(pieces)
-    else:
-        roots = [None] * len(layout.files)
-    return _Hashes(v1=v1, roots=roots, layers=layers)

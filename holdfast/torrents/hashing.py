@@ -1,0 +1,265 @@
+"""Reading and hashing a piece stream on every core.
+
+The stream is the concatenation of a torrent's files, with padding where
+files are aligned to pieces. It is cut into chunks of a few MiB; each worker
+thread reads a chunk into its own buffer (``os.preadv``) and hashes it:
+SHA-1 per piece for v1, SHA-256 per 16 KiB block and the merkle subtree of
+each piece for v2. ``hashlib`` and ``preadv`` release the GIL, so the threads
+run in parallel; memory is one buffer per thread plus small results, whatever
+the size of the data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from holdfast.torrents.errors import TorrentError
+from holdfast.torrents.merkle import BLOCK_SIZE, merkle_root, pad_hash
+
+__all__ = ["Stream", "StreamFile", "StreamHashes", "file_root", "hash_stream"]
+
+#: Called as ``progress(bytes_done, bytes_total)`` from the calling thread.
+ProgressCallback = Callable[[int, int], None]
+
+# Bytes per chunk (rounded to whole pieces; at least one piece).
+CHUNK_SIZE = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFile:
+    #: None for a file that is missing (verification reads it as zeros)
+    path: Path | None
+    size: int
+
+
+@dataclass(slots=True)
+class Stream:
+    files: list[StreamFile]
+    #: padding after each file
+    pads: list[int]
+    piece_length: int
+
+    @property
+    def data_size(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+@dataclass(slots=True)
+class StreamHashes:
+    #: SHA-1 of every piece of the stream (when v1 hashes were asked for)
+    v1: list[bytes] = field(default_factory=list)
+    #: file index -> v2 piece hashes (or, for a file of at most one piece, its root)
+    v2: dict[int, list[bytes]] = field(default_factory=dict)
+
+
+def file_root(pieces: list[bytes], size: int, piece_length: int) -> tuple[bytes, bytes]:
+    """(pieces root, piece layer) of a file from its v2 piece hashes.
+
+    For a file of at most one piece, ``pieces`` holds its root and the layer is empty.
+    """
+    if size <= piece_length:
+        return pieces[0], b""
+    height = (piece_length // BLOCK_SIZE).bit_length() - 1
+    return merkle_root(pieces, pad=pad_hash(height)), b"".join(pieces)
+
+
+@dataclass(slots=True)
+class Job:
+    """One chunk of the piece stream: what to read where, and what to hash."""
+
+    #: byte length of the chunk (a whole number of pieces, except at the end)
+    length: int
+    #: (file index, offset in file, offset in buffer, length) to read
+    reads: list[tuple[int, int, int, int]]
+    #: (offset in buffer, length) of padding, zero-filled for v1 hashing
+    pads: list[tuple[int, int]]
+    #: (file index, offset in buffer, length, file fits in one piece) for v2 hashing
+    segments: list[tuple[int, int, int, bool]]
+    data_bytes: int
+
+
+def _jobs(stream: Stream, chunk: int, do_v2: bool) -> Iterator[Job]:
+    """Cut the piece stream into chunks of ``chunk`` bytes."""
+    piece_length = stream.piece_length
+    job = Job(0, [], [], [], 0)
+    for index, f in enumerate(stream.files):
+        remaining = f.size
+        small = f.size <= piece_length
+        offset = 0
+        while remaining:
+            n = min(remaining, chunk - job.length)
+            job.reads.append((index, offset, job.length, n))
+            if do_v2:
+                job.segments.append((index, job.length, n, small))
+            job.length += n
+            job.data_bytes += n
+            offset += n
+            remaining -= n
+            if job.length == chunk:
+                yield job
+                job = Job(0, [], [], [], 0)
+        pad = stream.pads[index]
+        while pad:
+            n = min(pad, chunk - job.length)
+            job.pads.append((job.length, n))
+            job.length += n
+            pad -= n
+            if job.length == chunk:
+                yield job
+                job = Job(0, [], [], [], 0)
+    if job.length:
+        yield job
+
+
+class _Worker:
+    """Reads and hashes chunks; each thread keeps its own buffer."""
+
+    def __init__(self, files: list[StreamFile], chunk: int, piece_length: int, do_v1: bool) -> None:
+        self.files = files
+        self.chunk = chunk
+        self.piece_length = piece_length
+        self.do_v1 = do_v1
+        self.local = threading.local()
+        self.zeros = bytes(min(chunk, piece_length))
+
+    def _buffer(self) -> bytearray:
+        buf: bytearray | None = getattr(self.local, "buf", None)
+        if buf is None:
+            buf = bytearray(self.chunk)
+            self.local.buf = buf
+        return buf
+
+    def _read(self, view: memoryview, job: Job) -> None:
+        for index, file_offset, start, length in job.reads:
+            path = self.files[index].path
+            if path is None:
+                # a missing file (when verifying) reads as zeros
+                self._zero(view, start, length)
+                continue
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except OSError as exc:
+                raise TorrentError(f"cannot read {path}: {exc.strerror}") from None
+            try:
+                got = 0
+                while got < length:
+                    n = os.preadv(fd, [view[start + got : start + length]], file_offset + got)
+                    if n <= 0:
+                        raise TorrentError(f"{path} became shorter while it was being hashed")
+                    got += n
+            except OSError as exc:
+                raise TorrentError(f"cannot read {path}: {exc.strerror}") from None
+            finally:
+                os.close(fd)
+        if self.do_v1:
+            for start, length in job.pads:
+                self._zero(view, start, length)
+
+    def _zero(self, view: memoryview, start: int, length: int) -> None:
+        zeros = self.zeros
+        while length:
+            n = min(length, len(zeros))
+            view[start : start + n] = zeros[:n]
+            start += n
+            length -= n
+
+    def __call__(self, job: Job) -> tuple[list[bytes], list[tuple[int, list[bytes]]]]:
+        buf = self._buffer()
+        view = memoryview(buf)
+        try:
+            self._read(view, job)
+            return self._hash(view, job)
+        finally:
+            view.release()
+
+    def _hash(
+        self, view: memoryview, job: Job
+    ) -> tuple[list[bytes], list[tuple[int, list[bytes]]]]:
+        piece_length = self.piece_length
+        sha1 = hashlib.sha1
+        sha256 = hashlib.sha256
+        length = job.length
+        v1: list[bytes] = []
+        if self.do_v1:
+            v1 = [
+                sha1(view[i : min(i + piece_length, length)], usedforsecurity=False).digest()
+                for i in range(0, length, piece_length)
+            ]
+        v2: list[tuple[int, list[bytes]]] = []
+        per_piece = piece_length // BLOCK_SIZE
+        for index, start, size, small in job.segments:
+            end = start + size
+            if small:
+                # a file of at most one piece: its root covers just its blocks
+                blocks = [
+                    sha256(view[j : min(j + BLOCK_SIZE, end)]).digest()
+                    for j in range(start, end, BLOCK_SIZE)
+                ]
+                v2.append((index, [merkle_root(blocks)]))
+                continue
+            pieces = []
+            for p in range(start, end, piece_length):
+                p_end = min(p + piece_length, end)
+                blocks = [
+                    sha256(view[j : min(j + BLOCK_SIZE, p_end)]).digest()
+                    for j in range(p, p_end, BLOCK_SIZE)
+                ]
+                pieces.append(merkle_root(blocks, width=per_piece))
+            v2.append((index, pieces))
+        return v1, v2
+
+
+def hash_stream(
+    stream: Stream,
+    *,
+    v1: bool,
+    v2: bool,
+    threads: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> StreamHashes:
+    """Hash the stream in parallel; results are in stream order."""
+    piece_length = stream.piece_length
+    workers = max(1, threads or os.cpu_count() or 1)
+    chunk = max(piece_length, CHUNK_SIZE // piece_length * piece_length)
+    worker = _Worker(stream.files, chunk, piece_length, v1)
+
+    result = StreamHashes()
+    done = 0
+    total = stream.data_size
+    # Enough jobs queued to keep every thread busy, few enough to bound memory:
+    # results are small, buffers are one per thread.
+    max_in_flight = workers * 2
+    pending: deque[tuple[Future[Any], int]] = deque()
+
+    def collect_one() -> None:
+        nonlocal done
+        future, data_bytes = pending.popleft()
+        digests, per_file = future.result()
+        result.v1.extend(digests)
+        for index, hashes in per_file:
+            result.v2.setdefault(index, []).extend(hashes)
+        done += data_bytes
+        if progress is not None:
+            progress(done, total)
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hash") as pool:
+        try:
+            for job in _jobs(stream, chunk, v2):
+                pending.append((pool.submit(worker, job), job.data_bytes))
+                while len(pending) >= max_in_flight or (pending and pending[0][0].done()):
+                    collect_one()
+            while pending:
+                collect_one()
+        except BaseException:
+            for future, _ in pending:
+                future.cancel()
+            raise
+    return result
