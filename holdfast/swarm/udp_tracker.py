@@ -1,0 +1,208 @@
+"""UDP announce and scrape for the embedded tracker (BEP 15).
+
+A client first asks for a connection id, then sends it with every announce and
+scrape. The id is a keyed BLAKE2b MAC of the client's address and the current time
+window, under a key derived from the instance secret: it cannot be forged by someone
+who does not receive our answers (so a spoofed source address gets nothing but a short
+error back), it is bound to one address, and it stops working after at most two
+windows. Nothing is stored per client.
+
+No answer is larger than the request that caused it, so the tracker cannot be used to
+amplify traffic toward a spoofed address, except for peer lists, which need a valid
+connection id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import socket
+import struct
+import time
+from collections.abc import Callable
+from typing import cast
+
+from holdfast.swarm.tracker import AnnounceRefused, Event, Tracker, pack_ip
+
+PROTOCOL_ID = 0x41727101980
+ACTION_CONNECT = 0
+ACTION_ANNOUNCE = 1
+ACTION_SCRAPE = 2
+ACTION_ERROR = 3
+MAX_SCRAPE_HASHES = 74  # what fits in one datagram on any path, by BEP 15's reckoning
+
+# Peer lists are capped so an answer fits in one unfragmented datagram.
+MAX_PEERS_IPV4 = 200  # 20 + 200 * 6 = 1220 bytes
+MAX_PEERS_IPV6 = 74  # 20 + 74 * 18 = 1352 bytes
+
+_HEADER = struct.Struct(">8sII")
+_CONNECT_REPLY = struct.Struct(">II8s")
+_ANNOUNCE = struct.Struct(">20s20sQQQIIIiH")
+_ANNOUNCE_REPLY = struct.Struct(">IIIII")
+_SCRAPE_ENTRY = struct.Struct(">III")
+_ERROR = struct.Struct(">II")
+_PROTOCOL_ID_BYTES = PROTOCOL_ID.to_bytes(8, "big")
+_EVENTS = (Event.NONE, Event.COMPLETED, Event.STARTED, Event.STOPPED)
+
+
+class ConnectionIds:
+    """Issues and checks BEP 15 connection ids without storing anything per client.
+
+    An id issued in window `w` (of `lifetime` seconds) is accepted in windows `w` and
+    `w + 1`, so it lives between `lifetime` and `2 * lifetime` seconds; BEP 15 has
+    clients use one for a minute.
+    """
+
+    def __init__(
+        self,
+        secret: bytes | str,
+        *,
+        lifetime: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if isinstance(secret, str):
+            secret = secret.encode("utf-8")
+        if len(secret) < 16:
+            raise ValueError("the connection id secret must be at least 16 bytes")
+        if lifetime <= 0:
+            raise ValueError("lifetime must be positive")
+        # A key of its own, so a MAC made here is useless anywhere else the secret is used.
+        self._key = hashlib.blake2b(secret, digest_size=32, person=b"holdfast-udp-cid").digest()
+        self.lifetime = lifetime
+        self._clock = clock
+
+    def _mac(self, window: int, ip: bytes, port: int) -> bytes:
+        message = window.to_bytes(8, "big") + ip + port.to_bytes(2, "big")
+        return hashlib.blake2b(message, key=self._key, digest_size=8).digest()
+
+    def issue(self, ip: bytes, port: int) -> bytes:
+        return self._mac(int(self._clock() // self.lifetime), ip, port)
+
+    def check(self, connection_id: bytes, ip: bytes, port: int) -> bool:
+        window = int(self._clock() // self.lifetime)
+        return hmac.compare_digest(connection_id, self._mac(window, ip, port)) or (
+            hmac.compare_digest(connection_id, self._mac(window - 1, ip, port))
+        )
+
+
+def error_packet(transaction_id: int, message: str) -> bytes:
+    return _ERROR.pack(ACTION_ERROR, transaction_id) + message.encode("utf-8")
+
+
+class UDPTrackerProtocol(asyncio.DatagramProtocol):
+    """Answers BEP 15 datagrams from a Tracker."""
+
+    def __init__(self, tracker: Tracker, connection_ids: ConnectionIds) -> None:
+        self.tracker = tracker
+        self.connection_ids = connection_ids
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP errors for earlier answers (the client went away): nothing to do.
+        pass
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        transport = self.transport
+        if transport is None or len(data) < 16:
+            return  # too short to carry a transaction id: nobody to answer
+        connection_id, action, transaction_id = _HEADER.unpack_from(data)
+        try:
+            ip = pack_ip(cast(str, addr[0]))
+        except OSError:
+            return
+        port = cast(int, addr[1])
+        if action == ACTION_CONNECT:
+            if connection_id != _PROTOCOL_ID_BYTES:
+                transport.sendto(error_packet(transaction_id, "bad protocol id"), addr)
+                return
+            reply = _CONNECT_REPLY.pack(
+                ACTION_CONNECT, transaction_id, self.connection_ids.issue(ip, port)
+            )
+            transport.sendto(reply, addr)
+            return
+        if not self.connection_ids.check(connection_id, ip, port):
+            transport.sendto(error_packet(transaction_id, "invalid connection id"), addr)
+            return
+        if action == ACTION_ANNOUNCE:
+            transport.sendto(self._announce(data, transaction_id, ip), addr)
+        elif action == ACTION_SCRAPE:
+            transport.sendto(self._scrape(data, transaction_id), addr)
+        else:
+            transport.sendto(error_packet(transaction_id, "unknown action"), addr)
+
+    def _announce(self, data: bytes, transaction_id: int, ip: bytes) -> bytes:
+        if len(data) < 98:
+            return error_packet(transaction_id, "malformed announce")
+        (infohash, _peer_id, _downloaded, left, _uploaded, event, _ip, _key, numwant, port) = (
+            _ANNOUNCE.unpack_from(data, 16)
+        )
+        if event > 3:
+            return error_packet(transaction_id, "invalid event")
+        ipv4 = len(ip) == 4 or ip[:12] == b"\0\0\0\0\0\0\0\0\0\0\xff\xff"
+        limit = MAX_PEERS_IPV4 if ipv4 else MAX_PEERS_IPV6
+        try:
+            result = self.tracker.announce(
+                infohash,
+                ip,
+                port,
+                left=left,
+                event=_EVENTS[event],
+                numwant=min(numwant if numwant >= 0 else self.tracker.default_numwant, limit),
+                want_ipv4=ipv4,
+                want_ipv6=not ipv4,
+            )
+        except AnnounceRefused as exc:
+            return error_packet(transaction_id, exc.reason)
+        header = _ANNOUNCE_REPLY.pack(
+            ACTION_ANNOUNCE, transaction_id, result.interval, result.leechers, result.seeders
+        )
+        return header + (result.peers if ipv4 else result.peers6)
+
+    def _scrape(self, data: bytes, transaction_id: int) -> bytes:
+        count, rest = divmod(len(data) - 16, 20)
+        if count == 0 or rest:
+            return error_packet(transaction_id, "malformed scrape")
+        if count > MAX_SCRAPE_HASHES:
+            return error_packet(transaction_id, "too many infohashes")
+        infohashes = [data[offset : offset + 20] for offset in range(16, len(data), 20)]
+        stats = self.tracker.scrape(infohashes)
+        parts = [_ERROR.pack(ACTION_SCRAPE, transaction_id)]
+        for infohash in infohashes:
+            s = stats.get(infohash)
+            if s is None:
+                parts.append(b"\0" * 12)
+            else:
+                parts.append(_SCRAPE_ENTRY.pack(s.seeders, s.completed, s.leechers))
+        return b"".join(parts)
+
+
+async def start_udp_tracker(
+    tracker: Tracker,
+    host: str,
+    port: int,
+    *,
+    secret: bytes | str,
+    connection_id_lifetime: float = 60.0,
+    receive_buffer: int = 4 * 1024 * 1024,
+) -> tuple[asyncio.DatagramTransport, UDPTrackerProtocol]:
+    """Listen for BEP 15 datagrams on host:port; close the transport to stop."""
+    loop = asyncio.get_running_loop()
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        # Bursts of announces should queue, not drop (the kernel caps this at rmem_max).
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        sock.bind((host, port))
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    ids = ConnectionIds(secret, lifetime=connection_id_lifetime)
+    transport, protocol = await loop.create_datagram_endpoint(
+        lambda: UDPTrackerProtocol(tracker, ids), sock=sock
+    )
+    return transport, protocol
