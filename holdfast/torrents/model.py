@@ -152,6 +152,7 @@ class Torrent:
 
     __slots__ = (
         "_aligned_offsets",
+        "_stream_size",
         "collections",
         "comment",
         "created_by",
@@ -181,6 +182,7 @@ class Torrent:
         piece_length: int,
         files: FileList,
         aligned_offsets: array[int] | None,
+        stream_size: int,
         pieces: bytes | None,
         piece_layers: dict[bytes, bytes],
         trackers: list[list[str]],
@@ -199,6 +201,8 @@ class Torrent:
         self.piece_length = piece_length
         self.files = files
         self._aligned_offsets = aligned_offsets
+        # bytes in the piece stream, padding included (up to the end of the last piece's data)
+        self._stream_size = stream_size
         #: concatenated 20-byte SHA-1 piece hashes (v1 and hybrid), else None
         self.pieces = pieces
         #: BEP 52 piece layers found in the file: pieces root -> concatenated piece hashes
@@ -246,12 +250,25 @@ class Torrent:
         return self._v2_piece_count()
 
     def _v2_piece_count(self) -> int:
-        offsets = self._aligned_offsets
-        sizes = self.files._sizes
-        if not sizes or offsets is None:
-            return 0
-        end = max(offsets[i] + sizes[i] for i in range(len(sizes)))
-        return -(-end // self.piece_length)
+        return -(-self._stream_size // self.piece_length)
+
+    def stream_layout(self) -> list[tuple[int, int]]:
+        """(offset, padding after it) of each file in the piece stream.
+
+        The stream is what the pieces hash: the v1 piece stream for v1 and
+        hybrid torrents, the piece-aligned layout for v2-only torrents.
+        """
+        files = self.files
+        offsets = files._offsets if files._offsets is not None else self._aligned_offsets
+        if offsets is None:  # pragma: no cover - the parser always sets one
+            raise TorrentError("torrent has no piece layout")
+        out = []
+        n = len(files)
+        for i in range(n):
+            end = offsets[i] + files._sizes[i]
+            following = offsets[i + 1] if i + 1 < n else max(end, self._stream_size)
+            out.append((offsets[i], following - end))
+        return out
 
     def magnet(self, name: bool = True, trackers: bool = True) -> str:
         """A magnet link (BEP 9; ``btmh`` multihash for v2 as in BEP 52)."""

@@ -313,6 +313,7 @@ class _Parser:
             piece_length=piece_length,
             files=FileList(paths, sizes, offsets, roots, attrs, symlinks),
             aligned_offsets=aligned,
+            stream_size=total_with_pads,
             pieces=pieces,
             piece_layers=piece_layers,
             trackers=_trackers(root),
