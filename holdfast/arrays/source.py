@@ -1,0 +1,302 @@
+"""The read core: a torrent's files as byte ranges, served from verified pieces.
+
+A :class:`PieceFetcher` knows how to get the bytes of a piece from somewhere (web seeds
+over HTTP Range now; a BitTorrent session with piece priorities later). A
+:class:`TorrentReader` turns `read(path, start, end)` into the pieces that cover it,
+fetches the missing ones in parallel, verifies each against the torrent's hashes, keeps
+them in a bounded LRU cache, and cuts the range out. The zarr store and the fsspec
+filesystem are thin layers over one reader.
+
+Files known in advance (a zarr.json the instance already sent) can be handed over with
+:meth:`TorrentReader.seed_file`; they are used only once they verify against the torrent,
+so opening an array needs no fetch at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from holdfast.arrays.cache import PieceCache
+from holdfast.arrays.errors import FileNotInTorrent, PieceHashMismatch, SourceError
+from holdfast.arrays.pieces import Piece, PieceMap
+from holdfast.torrents import Torrent, TorrentFile
+
+DEFAULT_CACHE_BYTES = 256 * 1024 * 1024
+DEFAULT_WORKERS = 8
+
+Verifier = Callable[[bytes], bool]
+
+
+@dataclass(slots=True)
+class FetchStats:
+    """What a fetcher moved: counted by the fetcher, read by tests and benchmarks."""
+
+    requests: int = 0
+    bytes_fetched: int = 0
+    pieces: int = 0
+    failures: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(
+        self, *, requests: int = 0, nbytes: int = 0, pieces: int = 0, failures: int = 0
+    ) -> None:
+        with self.lock:
+            self.requests += requests
+            self.bytes_fetched += nbytes
+            self.pieces += pieces
+            self.failures += failures
+
+
+class PieceFetcher(ABC):
+    """Somewhere the bytes of a torrent's pieces can be had. Methods may block; the reader
+    calls them from worker threads, several at once."""
+
+    def __init__(self) -> None:
+        self.stats = FetchStats()
+
+    @abstractmethod
+    def fetch_piece(self, pieces: PieceMap, piece: Piece, verify: Verifier | None) -> bytes:
+        """The `piece.length` bytes of the piece (gaps between files as zeros).
+
+        With `verify`, a fetcher that has several places to ask keeps asking until one
+        gives bytes that pass, and raises PieceHashMismatch if none does; without it, the
+        first complete answer is returned.
+        """
+
+    def fetch_range(self, pieces: PieceMap, file_index: int, start: int, end: int) -> bytes:
+        """Bytes `start .. end` of one file, unverified; only for readers built with
+        `verify=False`. Fetchers that can only move whole pieces leave this out."""
+        raise NotImplementedError
+
+    def close(self) -> None:  # noqa: B027 - most fetchers hold nothing to release
+        """Release connections; the fetcher is not used afterwards."""
+
+
+@dataclass(frozen=True, slots=True)
+class EntryInfo:
+    """A file or directory in the torrent, fsspec style."""
+
+    name: str  # full path in the torrent
+    size: int
+    type: str  # "file" or "directory"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "size": self.size, "type": self.type}
+
+
+class TorrentReader:
+    """Reads byte ranges of a torrent's files through a fetcher, a piece cache and the
+    torrent's hashes. Thread-safe; usable from any event loop."""
+
+    def __init__(
+        self,
+        torrent: Torrent,
+        fetcher: PieceFetcher,
+        *,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+        verify: bool = True,
+        workers: int = DEFAULT_WORKERS,
+    ) -> None:
+        self.torrent = torrent
+        self.fetcher = fetcher
+        self.pieces = PieceMap(torrent)
+        self.cache = PieceCache(cache_bytes)
+        self.verify = verify
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="holdfast-piece")
+        self._dirs = _directories(torrent.files.paths)
+        self._closed = False
+
+    # -- the tree ------------------------------------------------------------------------
+
+    def info(self, path: str) -> EntryInfo:
+        path = _clean(path)
+        if path in self.pieces.index:
+            size = self.pieces.file(self.pieces.index[path]).size
+            return EntryInfo(path, size, "file")
+        if path in self._dirs:
+            return EntryInfo(path, 0, "directory")
+        raise FileNotInTorrent(f"no file or directory {path!r} in this torrent")
+
+    def ls(self, path: str) -> list[EntryInfo]:
+        path = _clean(path)
+        if path in self.pieces.index:
+            return [self.info(path)]
+        children = self._dirs.get(path)
+        if children is None:
+            raise FileNotInTorrent(f"no directory {path!r} in this torrent")
+        return [self.info(f"{path}/{name}" if path else name) for name in sorted(children)]
+
+    def walk_files(self, prefix: str = "") -> Iterator[str]:
+        """Paths of all files at or under `prefix`, in torrent order."""
+        prefix = _clean(prefix)
+        for path in self.torrent.files.paths:
+            if not prefix or path == prefix or path.startswith(prefix + "/"):
+                yield path
+
+    def size(self, path: str) -> int:
+        return self.pieces.file(self.pieces.file_index(_clean(path))).size
+
+    # -- reading -------------------------------------------------------------------------
+
+    def read(self, path: str, start: int = 0, end: int | None = None) -> bytes:
+        """Bytes `start .. end` of a file (end exclusive; None for the end of the file).
+
+        Negative `start`/`end` count from the end of the file, as in fsspec. Must not be
+        called from the reader's own worker threads.
+        """
+        file_index, start, end = self._resolve(path, start, end)
+        if end <= start:
+            return b""
+        if not self.verify:
+            try:
+                return self.fetcher.fetch_range(self.pieces, file_index, start, end)
+            except NotImplementedError:
+                pass
+        futures = [
+            self._pool.submit(self._piece_bytes, index)
+            for index in self.pieces.pieces_for(file_index, start, end)
+        ]
+        return self._assemble(file_index, start, end, [f.result() for f in futures])
+
+    async def read_async(self, path: str, start: int = 0, end: int | None = None) -> bytes:
+        """`read` for coroutines: the fetching happens on the reader's worker threads."""
+        file_index, start, end = self._resolve(path, start, end)
+        if end <= start:
+            return b""
+        loop = asyncio.get_running_loop()
+        if not self.verify:
+            try:
+                return await loop.run_in_executor(
+                    self._pool, self.fetcher.fetch_range, self.pieces, file_index, start, end
+                )
+            except NotImplementedError:
+                pass
+        indices = self.pieces.pieces_for(file_index, start, end)
+        chunks = await asyncio.gather(
+            *(loop.run_in_executor(self._pool, self._piece_bytes, i) for i in indices)
+        )
+        return self._assemble(file_index, start, end, list(chunks))
+
+    def prefetch(self, path: str, start: int = 0, end: int | None = None) -> list[Future[bytes]]:
+        """Start fetching the pieces of a range without waiting for them."""
+        file_index, start, end = self._resolve(path, start, end)
+        return [
+            self._pool.submit(self._piece_bytes, i)
+            for i in self.pieces.pieces_for(file_index, start, end)
+        ]
+
+    def seed_file(self, path: str, data: bytes) -> bool:
+        """Offer the whole content of a file obtained elsewhere (e.g. zarr.json from the
+        instance). It is cached only if it verifies against the torrent, which is possible
+        when the file's pieces hold no other file's bytes; returns whether it was used."""
+        file_index = self.pieces.file_index(_clean(path))
+        file = self.pieces.file(file_index)
+        if len(data) != file.size:
+            return False
+        offset = self.pieces.file_offset(file_index)
+        if offset is None:
+            return True  # an empty file needs no piece
+        indices = self.pieces.pieces_for(file_index, 0, file.size)
+        found: list[tuple[int, bytes]] = []
+        for index in indices:
+            piece = self.pieces.piece(index)
+            if any(s.file_index != file_index for s in piece.segments):
+                return False
+            buffer = bytearray(piece.length)
+            for s in piece.segments:
+                buffer[s.piece_offset : s.piece_offset + s.length] = data[
+                    s.file_start : s.file_start + s.length
+                ]
+            if not self.pieces.verify(piece, bytes(buffer)):
+                return False
+            found.append((index, bytes(buffer)))
+        for index, content in found:
+            self.cache.put(index, content)
+        return True
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.fetcher.close()
+
+    def __enter__(self) -> TorrentReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _resolve(self, path: str, start: int, end: int | None) -> tuple[int, int, int]:
+        file_index = self.pieces.file_index(_clean(path))
+        size = self.pieces.file(file_index).size
+        if start < 0:
+            start = max(size + start, 0)
+        if end is None:
+            end = size
+        elif end < 0:
+            end = max(size + end, 0)
+        return file_index, min(start, size), min(end, size)
+
+    def _piece_bytes(self, index: int) -> bytes:
+        return self.cache.get_or_load(index, lambda: self._fetch_piece(index))
+
+    def _fetch_piece(self, index: int) -> bytes:
+        piece = self.pieces.piece(index)
+        if not self.verify:
+            return self.fetcher.fetch_piece(self.pieces, piece, None)
+        if not self.pieces.can_verify(piece):
+            raise SourceError(
+                f"piece {index} cannot be verified: the torrent has neither v1 piece hashes "
+                "nor the v2 piece layer for it"
+            )
+        data = self.fetcher.fetch_piece(
+            self.pieces, piece, lambda candidate: self.pieces.verify(piece, candidate)
+        )
+        # a fetcher must not hand back unverified bytes; check rather than trust it
+        if not self.pieces.verify(piece, data):
+            raise PieceHashMismatch(f"piece {index} does not match the torrent's hash")
+        return data
+
+    def _assemble(self, file_index: int, start: int, end: int, chunks: list[bytes]) -> bytes:
+        offset = self.pieces.file_offset(file_index)
+        if offset is None:  # pragma: no cover - empty files return before fetching
+            return b""
+        plen = self.pieces.piece_length
+        first = (offset + start) // plen
+        out = bytearray()
+        for i, chunk in enumerate(chunks):
+            piece_lo = (first + i) * plen
+            lo = max(offset + start, piece_lo) - piece_lo
+            hi = min(offset + end, piece_lo + len(chunk)) - piece_lo
+            out += chunk[lo:hi]
+        if len(out) != end - start:
+            raise SourceError(f"short read: wanted {end - start} bytes, got {len(out)}")
+        return bytes(out)
+
+
+def _clean(path: str) -> str:
+    return path.strip("/")
+
+
+def _directories(paths: list[str]) -> dict[str, set[str]]:
+    """Directory path -> names directly inside it ("" is the root)."""
+    dirs: dict[str, set[str]] = {"": set()}
+    for path in paths:
+        parts = path.split("/")
+        for depth in range(len(parts)):
+            parent = "/".join(parts[:depth])
+            dirs.setdefault(parent, set()).add(parts[depth])
+    return dirs
+
+
+def file_of(reader: TorrentReader, path: str) -> TorrentFile:
+    return reader.pieces.file(reader.pieces.file_index(_clean(path)))
