@@ -159,34 +159,51 @@ class JobRunner:
 
     def _work(self, index: int, once: bool) -> None:
         worker = f"{self.name}:{index}"
+        # After a run, claim again at once; only an idle thread first checks with a
+        # read (no write lock) whether anything is due and how long it may sleep.
+        busy = False
         while not self._stopping.is_set():
+            wait = self.poll_seconds
             try:
                 self._schedule_periodic()
-                due = next_due(self.db, self.registry.names()) if self.registry.names() else None
-                now = utcnow()
-                if due is not None and due <= now:
-                    claimed = claim(
-                        self.db,
-                        worker,
-                        self.registry,
-                        default_lock_seconds=self.settings.job_lock_seconds,
-                    )
-                    if claimed is not None:
-                        self._run(claimed)
+                if not busy:
+                    kinds = self.registry.names()
+                    due = next_due(self.db, kinds) if kinds else None
+                    now = utcnow()
+                    if due is None or due > now:
+                        if once:
+                            return
+                        if due is not None:
+                            wait = min(wait, max((due - now).total_seconds(), 0.01))
+                        self._sleep(wait)
                         continue
+                claimed = claim(
+                    self.db,
+                    worker,
+                    self.registry,
+                    default_lock_seconds=self.settings.job_lock_seconds,
+                )
+                if claimed is not None:
+                    busy = True
+                    self._run(claimed)
+                    continue
+                if busy:  # drained: look again before sleeping
+                    busy = False
+                    continue
                 if once:
                     return
-                wait = self.poll_seconds
-                if due is not None:
-                    wait = min(wait, max((due - now).total_seconds(), 0.01))
             except Exception:
                 # The database may be restarting: keep the worker alive and try again.
                 log.exception("job runner %s: error while looking for work", worker)
+                busy = False
                 if once:
                     return
-                wait = self.poll_seconds
-            self._wakeup.wait(wait)
-            self._wakeup.clear()
+            self._sleep(wait)
+
+    def _sleep(self, seconds: float) -> None:
+        """Sleep until new work is committed here, stop() is called, or time is up."""
+        self._wakeup.wait(seconds)
+        self._wakeup.clear()
 
     def _schedule_periodic(self) -> None:
         if self._periodic_scheduled:
