@@ -1,20 +1,10 @@
-"""Shared helpers for the federation tests: published test vectors and fresh keys."""
+"""Shared fixtures for the federation tests: fresh instance keys."""
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
-from typing import Any
 
 import pytest
 
 from holdfast.federation.keys import InstanceKeys
-
-DATA = Path(__file__).resolve().parent.parent / "data" / "federation"
-
-
-def load_vector(name: str) -> Any:
-    return json.loads((DATA / name).read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="session")

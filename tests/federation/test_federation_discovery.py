@@ -6,7 +6,6 @@ from typing import Any
 
 import jsonschema
 import pytest
-from conftest import load_vector
 
 from holdfast import __version__
 from holdfast.federation.discovery import (
@@ -21,6 +20,7 @@ from holdfast.federation.discovery import (
 )
 from holdfast.federation.documents import InstanceIdentity
 from holdfast.federation.errors import DocumentError, WebFingerError
+from tests.federation.helpers import load_vector
 
 IDENTITY = InstanceIdentity("https://data.example.org", "archive", "Example Archive")
 LOCAL = InstanceIdentity("http://127.0.0.1:8001", "peer-a", "Peer A")

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from conftest import load_vector
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
@@ -29,6 +28,7 @@ from holdfast.federation.httpsig import (
     verify_request,
 )
 from holdfast.federation.keys import InstanceKeys, ResolvedKey, load_public_key_pem
+from tests.federation.helpers import load_vector
 
 CAVAGE = load_vector("draft-cavage-12-appendix-c.json")
 RFC9421 = load_vector("rfc9421-appendix-b.json")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from conftest import load_vector
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
@@ -24,6 +23,7 @@ from holdfast.federation.keys import (
     public_key_block,
     public_key_from_actor,
 )
+from tests.federation.helpers import load_vector
 
 VECTOR = load_vector("vc-di-eddsa-jcs-2022.json")
 

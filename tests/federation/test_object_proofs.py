@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 
 import pytest
 import rfc8785
-from conftest import DATA, load_vector
 
 from holdfast.federation.errors import ProofCreationError, ProofFailure, ProofRejected
 from holdfast.federation.keys import (
@@ -26,6 +25,7 @@ from holdfast.federation.proofs import (
     verify_proof,
     verify_proof_json,
 )
+from tests.federation.helpers import DATA, load_vector
 
 VECTOR = load_vector("vc-di-eddsa-jcs-2022.json")
 W3C_KEY = ed25519_private_from_multibase(VECTOR["keyPair"]["secretKeyMultibase"])
