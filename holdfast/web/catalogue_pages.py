@@ -1,0 +1,334 @@
+"""Catalogue pages: home, dataset list, search, dataset, upload, tags.
+
+Each page asks the services with the visitor's account, so what a page (or an HTMX
+fragment of it) shows is exactly what the JSON API would show the same account.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from holdfast.api.deps import InstanceDep
+from holdfast.api.schemas import magnet_link
+from holdfast.catalogue.access import can_edit
+from holdfast.catalogue.models import Scarcity, Threat, Upload
+from holdfast.catalogue.text import render_markdown
+from holdfast.errors import InvalidInput
+from holdfast.instance import Instance
+from holdfast.moderation.models import ReportKind
+from holdfast.web.chart import SwarmPoint, swarm_chart_svg
+from holdfast.web.feeds import feed_service
+from holdfast.web.forms import PagesDep, VisitorDep, render_page
+from holdfast.web.history import history
+from holdfast.web.linked_data import JSONLD_TYPE, dataset_jsonld, upload_jsonld, wants_jsonld
+from holdfast.web.sizes import parse_size
+
+router = APIRouter(include_in_schema=False)
+
+PageNumber = Annotated[int, Query(ge=1, le=100_000)]
+DATASETS_PER_PAGE = 25
+UPLOADS_PER_PAGE = 20
+FILES_PER_PAGE = 100
+SEARCH_PER_PAGE = 20
+JSONLD_MAX_DISTRIBUTIONS = 100
+THREAT_OPTIONS = [("", "any")] + [(t.value, t.value) for t in Threat]
+SCARCITY_OPTIONS = [(s.value, s.value) for s in Scarcity]
+SORT_OPTIONS = [
+    ("updated", "recently updated"),
+    ("created", "newest"),
+    ("title", "title"),
+    ("uploads", "most uploads"),
+]
+REPORT_KINDS = [(k.value, k.value) for k in ReportKind]
+
+
+def hx_target(request: Request) -> str | None:
+    if request.headers.get("hx-request") != "true":
+        return None
+    return request.headers.get("hx-target")
+
+
+def jsonld_response(data: dict[str, Any]) -> Response:
+    return JSONResponse(
+        data, media_type=JSONLD_TYPE, headers={"Vary": "Accept", "Cache-Control": "no-cache"}
+    )
+
+
+@router.get("/")
+def home(request: Request, visitor: VisitorDep, pages: PagesDep, instance: InstanceDep) -> Response:
+    viewer = visitor.account
+    catalogue = instance.catalogue
+    datasets = catalogue.list_datasets(viewer, limit=1)
+    newest = catalogue.list_uploads(viewer, limit=8)
+    endangered = catalogue.list_datasets(viewer, threat=Threat.endangered.value, limit=6)
+    needs_seeders = feed_service(instance).uploads("needs-seeders", limit=8)
+    return render_page(
+        request,
+        pages,
+        visitor,
+        "home.html",
+        {
+            "dataset_count": datasets.total,
+            "upload_count": newest.total,
+            "newest": newest.items,
+            "endangered": endangered,
+            "needs_seeders": needs_seeders.uploads,
+        },
+    )
+
+
+@router.get("/datasets")
+def dataset_list(
+    request: Request,
+    visitor: VisitorDep,
+    pages: PagesDep,
+    instance: InstanceDep,
+    page: PageNumber = 1,
+    tag: Annotated[str, Query(max_length=64)] = "",
+    threat: Threat | None = None,
+    sort: Annotated[str, Query(pattern="^(updated|created|title|uploads)$")] = "updated",
+) -> Response:
+    result = instance.catalogue.list_datasets(
+        visitor.account,
+        offset=(page - 1) * DATASETS_PER_PAGE,
+        limit=DATASETS_PER_PAGE,
+        tag=tag or None,
+        threat=threat.value if threat else None,
+        sort=sort,
+    )
+    params = {"tag": tag, "threat": threat.value if threat else "", "sort": sort}
+    context = {
+        "datasets": result,
+        "params": params,
+        "threat_options": THREAT_OPTIONS,
+        "sort_options": SORT_OPTIONS,
+    }
+    if hx_target(request) == "dataset-results":
+        return render_page(request, pages, visitor, "_dataset_results.html", context)
+    return render_page(request, pages, visitor, "datasets.html", context)
+
+
+@router.get("/search")
+def search_page(
+    request: Request,
+    visitor: VisitorDep,
+    pages: PagesDep,
+    instance: InstanceDep,
+    q: Annotated[str, Query(max_length=500)] = "",
+    kind: Annotated[str, Query(pattern="^(|dataset|upload)$")] = "",
+    tag: Annotated[str, Query(max_length=64)] = "",
+    threat: Annotated[str, Query(pattern="^(|unknown|safe|endangered|extinct)$")] = "",
+    min_size: Annotated[str, Query(max_length=40)] = "",
+    max_size: Annotated[str, Query(max_length=40)] = "",
+    page: PageNumber = 1,
+) -> Response:
+    errors: dict[str, str] = {}
+    sizes: dict[str, int | None] = {}
+    for name, value in (("min_size", min_size), ("max_size", max_size)):
+        try:
+            sizes[name] = parse_size(value)
+        except InvalidInput as exc:
+            errors[name] = exc.message
+            sizes[name] = None
+    result = None
+    if q.strip() and not errors:
+        result = instance.search.search(
+            visitor.account,
+            q,
+            kind=kind or None,
+            tag=tag or None,
+            threat=threat or None,
+            min_size=sizes["min_size"],
+            max_size=sizes["max_size"],
+            offset=(page - 1) * SEARCH_PER_PAGE,
+            limit=SEARCH_PER_PAGE,
+        )
+    params = {
+        "q": q,
+        "kind": kind,
+        "tag": tag,
+        "threat": threat,
+        "min_size": min_size,
+        "max_size": max_size,
+    }
+    context = {
+        "result": result,
+        "params": params,
+        "errors": errors,
+        "search_query": q,
+        "threat_options": THREAT_OPTIONS,
+    }
+    status = 422 if errors else 200
+    if hx_target(request) == "search-results":
+        return render_page(request, pages, visitor, "_search_results.html", context, status=status)
+    return render_page(request, pages, visitor, "search.html", context, status=status)
+
+
+@router.get("/datasets/{slug}")
+def dataset_page(
+    slug: Annotated[str, Path(max_length=100)],
+    request: Request,
+    visitor: VisitorDep,
+    pages: PagesDep,
+    instance: InstanceDep,
+    page: PageNumber = 1,
+) -> Response:
+    viewer = visitor.account
+    dataset = instance.catalogue.get_dataset(viewer, slug)
+    if wants_jsonld(request.headers.get("accept", "")):
+        uploads = instance.catalogue.list_uploads(
+            viewer, dataset=slug, limit=JSONLD_MAX_DISTRIBUTIONS
+        )
+        return jsonld_response(_dataset_ld(instance, dataset, uploads.items))
+    uploads = instance.catalogue.list_uploads(
+        viewer, dataset=slug, offset=(page - 1) * UPLOADS_PER_PAGE, limit=UPLOADS_PER_PAGE
+    )
+    versions = instance.catalogue.versions(viewer, slug)
+    context = {
+        "dataset": dataset,
+        "uploads": uploads,
+        "recent_history": history(versions)[:3],
+        "version_count": len(versions),
+        "can_edit": can_edit(viewer, dataset.status, dataset.account_id),
+        "jsonld": _dataset_ld(instance, dataset, uploads.items),
+        "report_kinds": REPORT_KINDS,
+        "params": {},
+    }
+    return render_page(
+        request, pages, visitor, "dataset.html", context, headers={"Vary": "Accept, Cookie"}
+    )
+
+
+def _dataset_ld(instance: Instance, dataset: Any, uploads: list[Upload]) -> dict[str, Any]:
+    return dataset_jsonld(
+        dataset,
+        [u for u in uploads if u.status == "approved"] if dataset.status == "approved" else [],
+        base_url=instance.base_url,
+        catalog_title=instance.settings.instance_title,
+    )
+
+
+@router.get("/datasets/{slug}/history")
+def dataset_history(
+    slug: Annotated[str, Path(max_length=100)],
+    request: Request,
+    visitor: VisitorDep,
+    pages: PagesDep,
+    instance: InstanceDep,
+) -> Response:
+    dataset = instance.catalogue.get_dataset(visitor.account, slug)
+    versions = instance.catalogue.versions(visitor.account, slug)
+    return render_page(
+        request,
+        pages,
+        visitor,
+        "dataset_history.html",
+        {"dataset": dataset, "history": history(versions)},
+    )
+
+
+def swarm_points(upload: Upload) -> list[SwarmPoint]:
+    """The swarm measurements to chart. Until swarm history is stored, the latest one."""
+    if upload.swarm_checked_at is None or upload.seeders is None:
+        return []
+    return [(upload.swarm_checked_at, upload.seeders, upload.leechers or 0)]
+
+
+@router.get("/uploads/{infohash}")
+def upload_page(
+    infohash: Annotated[str, Path(max_length=64)],
+    request: Request,
+    visitor: VisitorDep,
+    pages: PagesDep,
+    instance: InstanceDep,
+    page: PageNumber = 1,
+    prefix: Annotated[str, Query(max_length=4096)] = "",
+) -> Response:
+    viewer = visitor.account
+    upload = instance.catalogue.get_upload(viewer, infohash)
+    if wants_jsonld(request.headers.get("accept", "")):
+        return jsonld_response(
+            upload_jsonld(
+                upload,
+                base_url=instance.base_url,
+                catalog_title=instance.settings.instance_title,
+            )
+        )
+    files = instance.catalogue.upload_files(
+        viewer,
+        infohash,
+        offset=(page - 1) * FILES_PER_PAGE,
+        limit=FILES_PER_PAGE,
+        prefix=prefix or None,
+    )
+    context = {
+        "upload": upload,
+        "files": files,
+        "prefix": prefix,
+        "breadcrumbs": _breadcrumbs(prefix),
+        "params": {"prefix": prefix},
+        "can_edit": can_edit(viewer, upload.status, upload.account_id),
+        "report_kinds": REPORT_KINDS,
+        "magnet": magnet_link(upload),
+        "method_html": render_markdown(upload.method),
+    }
+    if hx_target(request) == "files":
+        return render_page(request, pages, visitor, "_files.html", context)
+    context["chart"] = swarm_chart_svg(swarm_points(upload), title=f"Swarm health of {upload.name}")
+    context["jsonld"] = (
+        upload_jsonld(
+            upload, base_url=instance.base_url, catalog_title=instance.settings.instance_title
+        )
+        if upload.status == "approved"
+        else None
+    )
+    return render_page(
+        request, pages, visitor, "upload.html", context, headers={"Vary": "Accept, Cookie"}
+    )
+
+
+def _breadcrumbs(prefix: str) -> list[tuple[str, str]]:
+    """('name', 'prefix/up/to/name/') for each folder of a prefix."""
+    crumbs = []
+    path = ""
+    for part in [p for p in prefix.split("/") if p]:
+        path += part + "/"
+        crumbs.append((part, path))
+    return crumbs
+
+
+@router.get("/tags")
+def tag_list(
+    request: Request, visitor: VisitorDep, pages: PagesDep, instance: InstanceDep
+) -> Response:
+    tags = instance.catalogue.tags(visitor.account, limit=500)
+    return render_page(request, pages, visitor, "tags.html", {"tags": tags})
+
+
+@router.get("/tags/{name}")
+def tag_page(
+    name: Annotated[str, Path(max_length=64)],
+    request: Request,
+    visitor: VisitorDep,
+    pages: PagesDep,
+    instance: InstanceDep,
+    page: PageNumber = 1,
+    sort: Annotated[str, Query(pattern="^(updated|created|title|uploads)$")] = "updated",
+) -> Response:
+    result = instance.catalogue.list_datasets(
+        visitor.account,
+        tag=name,
+        offset=(page - 1) * DATASETS_PER_PAGE,
+        limit=DATASETS_PER_PAGE,
+        sort=sort,
+    )
+    return render_page(
+        request,
+        pages,
+        visitor,
+        "tag.html",
+        {"tag": name, "datasets": result, "params": {"sort": sort}, "sort_options": SORT_OPTIONS},
+    )
