@@ -102,8 +102,11 @@ class TorrentReader:
         cache_bytes: int = DEFAULT_CACHE_BYTES,
         verify: bool = True,
         workers: int = DEFAULT_WORKERS,
+        origin: str | None = None,
     ) -> None:
         self.torrent = torrent
+        # where the torrent came from (a URL or path), so a reference can reopen it
+        self.origin = origin
         self.fetcher = fetcher
         self.pieces = PieceMap(torrent)
         self.cache = PieceCache(cache_bytes)
