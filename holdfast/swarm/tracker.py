@@ -410,8 +410,10 @@ class Tracker:
         """Stats of a hybrid torrent's two swarms together.
 
         Hybrid-aware clients announce to both swarms: a peer (by address) in
-        both is counted once, as a seeder if it is one in either.
-        `infohash_v2` may be the full 32 bytes or already truncated.
+        both is counted once, as a seeder if it is one in either. Completions
+        cannot be told apart that way (a hybrid-aware client reports its one
+        completion to both swarms), so `completed` is the larger of the two: a
+        lower bound. `infohash_v2` may be the full 32 bytes or already truncated.
         """
         merged: dict[bytes, bool] = {}
         completed = 0
@@ -419,7 +421,7 @@ class Tracker:
             swarm = self._swarms.get(infohash)
             if swarm is None:
                 continue
-            completed += swarm.completed
+            completed = max(completed, swarm.completed)
             for addr, peer in swarm.peers.items():
                 merged[addr] = merged.get(addr, False) or bool(peer.group & 1)
         seeders = sum(merged.values())

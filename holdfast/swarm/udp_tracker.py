@@ -1,11 +1,16 @@
 """UDP announce and scrape for the embedded tracker (BEP 15).
 
 A client first asks for a connection id, then sends it with every announce and
-scrape. The id is a keyed BLAKE2b MAC of the client's address and the current time
+scrape. The id is a keyed BLAKE2b MAC of the client's IP address and the current time
 window, under a key derived from the instance secret: it cannot be forged by someone
 who does not receive our answers (so a spoofed source address gets nothing but a short
-error back), it is bound to one address, and it stops working after at most two
+error back), it is bound to one IP address, and it stops working after at most two
 windows. Nothing is stored per client.
+
+The id is bound to the IP and not the port, as opentracker does: libtorrent caches
+connection ids per tracker for the whole process, so several sessions (or a
+session that rebinds its socket) reuse one from another port, and a NAT may change
+the port too. Only the IP matters against spoofing.
 
 No answer is larger than the request that caused it, so the tracker cannot be used to
 amplify traffic toward a spoofed address, except for peer lists, which need a valid
@@ -72,22 +77,25 @@ class ConnectionIds:
         self.lifetime = lifetime
         self._clock = clock
 
-    def _mac(self, window: int, ip: bytes, port: int) -> bytes:
-        message = window.to_bytes(8, "big") + ip + port.to_bytes(2, "big")
+    def _mac(self, window: int, ip: bytes) -> bytes:
+        message = window.to_bytes(8, "big") + ip
         return hashlib.blake2b(message, key=self._key, digest_size=8).digest()
 
-    def issue(self, ip: bytes, port: int) -> bytes:
-        return self._mac(int(self._clock() // self.lifetime), ip, port)
+    def issue(self, ip: bytes) -> bytes:
+        """A connection id for a client at `ip` (packed)."""
+        return self._mac(int(self._clock() // self.lifetime), ip)
 
-    def check(self, connection_id: bytes, ip: bytes, port: int) -> bool:
+    def check(self, connection_id: bytes, ip: bytes) -> bool:
+        """Whether `connection_id` was issued to `ip` in this window or the last."""
         window = int(self._clock() // self.lifetime)
-        return hmac.compare_digest(connection_id, self._mac(window, ip, port)) or (
-            hmac.compare_digest(connection_id, self._mac(window - 1, ip, port))
+        return hmac.compare_digest(connection_id, self._mac(window, ip)) or (
+            hmac.compare_digest(connection_id, self._mac(window - 1, ip))
         )
 
 
-def error_packet(transaction_id: int, message: str) -> bytes:
-    return _ERROR.pack(ACTION_ERROR, transaction_id) + message.encode("utf-8")
+def error_packet(transaction_id: int, message: str, limit: int = 1024) -> bytes:
+    """A BEP 15 error, cut to `limit` bytes (the size of the request it answers)."""
+    return (_ERROR.pack(ACTION_ERROR, transaction_id) + message.encode("utf-8"))[:limit]
 
 
 class UDPTrackerProtocol(asyncio.DatagramProtocol):
@@ -114,29 +122,30 @@ class UDPTrackerProtocol(asyncio.DatagramProtocol):
             ip = pack_ip(cast(str, addr[0]))
         except OSError:
             return
-        port = cast(int, addr[1])
         if action == ACTION_CONNECT:
             if connection_id != _PROTOCOL_ID_BYTES:
-                transport.sendto(error_packet(transaction_id, "bad protocol id"), addr)
+                transport.sendto(error_packet(transaction_id, "bad protocol id", len(data)), addr)
                 return
             reply = _CONNECT_REPLY.pack(
-                ACTION_CONNECT, transaction_id, self.connection_ids.issue(ip, port)
+                ACTION_CONNECT, transaction_id, self.connection_ids.issue(ip)
             )
             transport.sendto(reply, addr)
             return
-        if not self.connection_ids.check(connection_id, ip, port):
-            transport.sendto(error_packet(transaction_id, "invalid connection id"), addr)
+        if not self.connection_ids.check(connection_id, ip):
+            transport.sendto(
+                error_packet(transaction_id, "invalid connection id", len(data)), addr
+            )
             return
         if action == ACTION_ANNOUNCE:
             transport.sendto(self._announce(data, transaction_id, ip), addr)
         elif action == ACTION_SCRAPE:
             transport.sendto(self._scrape(data, transaction_id), addr)
         else:
-            transport.sendto(error_packet(transaction_id, "unknown action"), addr)
+            transport.sendto(error_packet(transaction_id, "unknown action", len(data)), addr)
 
     def _announce(self, data: bytes, transaction_id: int, ip: bytes) -> bytes:
         if len(data) < 98:
-            return error_packet(transaction_id, "malformed announce")
+            return error_packet(transaction_id, "malformed announce", len(data))
         (infohash, _peer_id, _downloaded, left, _uploaded, event, _ip, _key, numwant, port) = (
             _ANNOUNCE.unpack_from(data, 16)
         )
@@ -165,7 +174,7 @@ class UDPTrackerProtocol(asyncio.DatagramProtocol):
     def _scrape(self, data: bytes, transaction_id: int) -> bytes:
         count, rest = divmod(len(data) - 16, 20)
         if count == 0 or rest:
-            return error_packet(transaction_id, "malformed scrape")
+            return error_packet(transaction_id, "malformed scrape", len(data))
         if count > MAX_SCRAPE_HASHES:
             return error_packet(transaction_id, "too many infohashes")
         infohashes = [data[offset : offset + 20] for offset in range(16, len(data), 20)]

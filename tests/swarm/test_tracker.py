@@ -213,6 +213,9 @@ def test_hybrid_stats_count_a_peer_in_both_swarms_once() -> None:
     tracker.announce(v1, LOCAL, 2, left=5)  # v1-only leecher
     tracker.announce(v2[:20], LOCAL, 3, left=0, event=Event.COMPLETED)  # v2-only
     assert tracker.hybrid_stats(v1, v2) == SwarmStats(2, 1, 1)
+    tracker.announce(v1, LOCAL, 2, left=0, event=Event.COMPLETED)
+    tracker.announce(v1, LOCAL, 4, left=0, event=Event.COMPLETED)
+    assert tracker.hybrid_stats(v1, v2) == SwarmStats(4, 0, 2)  # completed: a lower bound
 
 
 def test_settings_are_checked() -> None:
