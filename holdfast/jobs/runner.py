@@ -203,7 +203,8 @@ class JobRunner:
     def _sleep(self, seconds: float) -> None:
         """Sleep until new work is committed here, stop() is called, or time is up."""
         self._wakeup.wait(seconds)
-        self._wakeup.clear()
+        if not self._stopping.is_set():  # once stopping, every later wait returns at once
+            self._wakeup.clear()
 
     def _schedule_periodic(self) -> None:
         if self._periodic_scheduled:
