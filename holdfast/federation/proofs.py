@@ -91,11 +91,15 @@ def create_proof(
     *,
     verification_method: str | None = None,
     created: datetime | str | None = None,
+    context_in_proof: bool = True,
 ) -> dict[str, Any]:
     """Return a copy of `document` with an `eddsa-jcs-2022` proof added.
 
     `verification_method` defaults to the key's own did:key URL, so the proof
-    can be checked offline. `created` defaults to now.
+    can be checked offline. `created` defaults to now. The proof repeats the
+    document's `@context`, as vc-di-eddsa does; `context_in_proof=False` leaves it
+    out (the document's own `@context` is signed either way), for verifiers such
+    as bovine 0.5 that mishandle a proof's `@context`.
     """
     if "proof" in document:
         raise ProofCreationError("document already carries a proof; sign the unsigned form")
@@ -117,7 +121,7 @@ def create_proof(
         "verificationMethod": verification_method,
         "proofPurpose": PROOF_PURPOSE,
     }
-    if "@context" in document:
+    if context_in_proof and "@context" in document:
         proof["@context"] = document["@context"]
     try:
         hash_data = _hash_data(document, proof)

@@ -102,7 +102,8 @@ def _offline_loader(url: str, options: Any = None) -> dict[str, Any]:
 
 
 def expand(document: dict[str, Any]) -> dict[str, Any]:
-    jsonld = pytest.importorskip("pyld.jsonld")
+    from pyld import jsonld
+
     expanded = jsonld.expand(document, {"documentLoader": _offline_loader})
     assert len(expanded) == 1
     return expanded[0]

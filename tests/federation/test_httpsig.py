@@ -339,7 +339,7 @@ class _Message:
 
 
 def test_interop_with_http_message_signatures_package(instance_keys: InstanceKeys) -> None:
-    hms = pytest.importorskip("http_message_signatures")
+    import http_message_signatures as hms
     from http_message_signatures import algorithms
 
     body = b'{"type": "Create"}'
