@@ -25,8 +25,8 @@ __all__ = ["MAX_PIECES", "MAX_PIECE_LENGTH", "parse_torrent"]
 
 #: libtorrent's default limit on pieces per torrent (``load_torrent_limits::max_pieces``).
 MAX_PIECES = 0x200000
-#: libtorrent's largest accepted piece length (512 MiB).
-MAX_PIECE_LENGTH = 1 << 29
+#: libtorrent's largest accepted piece length (512 MiB less one 16 KiB block).
+MAX_PIECE_LENGTH = (1 << 29) - (1 << 14)
 # libtorrent refuses files whose 16 KiB block count reaches INT_MAX / 2.
 _MAX_FILE_SIZE = BLOCK_SIZE * ((2**31 - 1) // 2) - 1
 _INT_MAX = 2**31 - 1
@@ -188,7 +188,9 @@ class _Parser:
         if not info_bytes.startswith(b"d") or not info_bytes.endswith(b"e"):
             raise TorrentError("the info dictionary is not valid bencoding")
 
-        version = _int(info, b"meta version", -1)
+        # libtorrent reads the version into a C int; do the same so that the
+        # same files are v2 for both of us
+        version = (_int(info, b"meta version", -1) + 2**31) % 2**32 - 2**31
         if version > 0 and irregular:
             raise TorrentError(
                 "the info dictionary of a v2 torrent must be canonical bencoding: "
@@ -245,18 +247,20 @@ class _Parser:
         if not entries:
             raise TorrentError("torrent has no files")
 
-        aligned: array[int] | None = None
+        # The files we show: libtorrent's, i.e. the v2 tree when there is one.
         if v2_entries is not None:
             layout = self._v2_layout(v2_entries, piece_length)
             if has_v1 and v1_entries and not _same_layout(layout, v1_entries):
                 raise TorrentError("the v1 file list and the v2 file tree describe different files")
-            if not has_v1:
-                aligned = array("q", (off for e, off in _offsets(layout) if "p" not in e.attr))
-            stream = layout if not has_v1 else v1_entries
+            placed = _offsets(layout)
+            total_with_pads = sum(e.size for e in layout)
         else:
-            stream = v1_entries
+            placed = _offsets(v1_entries)
+            total_with_pads = sum(e.size for e in v1_entries)
+        # What the v1 piece hashes cover: the v1 list as written (a hybrid's
+        # tail padding is optional there).
+        stream_size = sum(e.size for e in v1_entries) if has_v1 else total_with_pads
 
-        total_with_pads = sum(e.size for e in (stream if has_v1 else layout))
         if total_with_pads // piece_length >= _INT_MAX:
             raise TorrentError("torrent has too many pieces")
         num_pieces = -(-total_with_pads // piece_length)
@@ -267,40 +271,32 @@ class _Parser:
         if pieces is None:
             if not is_v2:
                 raise TorrentError("torrent has no piece hashes")
-            if has_v1:
-                raise TorrentError("hybrid torrent has no v1 piece hashes")
+            # A hybrid without v1 hashes loads in libtorrent; its v1 peers
+            # just cannot check data. Pieces are then checked by v2 hashes only.
         elif len(pieces) != num_pieces * 20:
             raise TorrentError(
                 f"piece hashes are {len(pieces)} bytes, expected {num_pieces * 20} "
                 f"for {num_pieces} pieces"
             )
+        sha1_hex: str | None = sha1
         if not has_v1:
             pieces = None
-            sha1_hex: str | None = None
-        else:
-            sha1_hex = sha1
+            sha1_hex = None
 
-        if sum(e.size for e in entries) == 0 and total_with_pads == 0:
+        if total_with_pads == 0:
             raise TorrentError("torrent is empty (total size 0)")
 
-        if v2_entries is not None:
-            _resolve_duplicates(v2_entries)
-        else:
-            _resolve_duplicates(v1_entries)
-        real = [(e, off) for e, off in _offsets(stream) if "p" not in e.attr]
+        _resolve_duplicates(entries)
+        real = [(e, off) for e, off in placed if "p" not in e.attr]
 
         piece_layers: dict[bytes, bytes] = {}
         if is_v2:
-            piece_layers = self._check_piece_layers(root, v2_entries or [], piece_length)
+            piece_layers = self._check_piece_layers(root, entries, piece_length)
 
         paths = [e.path for e, _ in real]
         sizes = array("q", (e.size for e, _ in real))
-        offsets = array("q", (off for _, off in real)) if has_v1 else None
-        roots: list[bytes | None] | None = None
-        if is_v2:
-            # v1 entries carry no roots; take them from the v2 tree in the same order
-            v2_real = [e for e in v2_entries or [] if "p" not in e.attr]
-            roots = [e.root for e in v2_real]
+        file_offsets = array("q", (off for _, off in real))
+        roots = [e.root for e, _ in real] if is_v2 else None
         attrs = {i: e.attr for i, (e, _) in enumerate(real) if e.attr}
         symlinks = {i: e.symlink for i, (e, _) in enumerate(real) if e.symlink is not None}
         _check_symlinks(symlinks, paths)
@@ -311,9 +307,9 @@ class _Parser:
             infohash_v2=sha256,
             name=name,
             piece_length=piece_length,
-            files=FileList(paths, sizes, offsets, roots, attrs, symlinks),
-            aligned_offsets=aligned,
-            stream_size=total_with_pads,
+            files=FileList(paths, sizes, file_offsets if has_v1 else None, roots, attrs, symlinks),
+            aligned_offsets=None if has_v1 else file_offsets,
+            stream_size=stream_size,
             pieces=pieces,
             piece_layers=piece_layers,
             trackers=_trackers(root),
@@ -360,6 +356,7 @@ class _Parser:
         out: list[_Entry] = []
         append = out.append
         prefix = name + "/"
+        name_has_marker = _PAD_MARKER in prefix
         for item in items:
             if (
                 type(item) is dict
@@ -369,6 +366,7 @@ class _Parser:
                 and 0 <= size <= _MAX_FILE_SIZE
                 and type(components := item.get(b"path")) is list
                 and (joined := fast_join(components)) is not None
+                and not name_has_marker
                 and _PAD_MARKER not in joined
             ):
                 append(_Entry(prefix + joined, size, "", raw=components))
@@ -477,7 +475,7 @@ class _Parser:
         if layers is None:
             return {}  # allowed: clients fetch the layers from peers
         if not isinstance(layers, dict):
-            raise TorrentError("piece layers is not a dictionary")
+            return {}  # libtorrent ignores a malformed one like a missing one
         by_root: dict[bytes, int] = {}
         for e in entries:
             if e.root is not None and e.size > piece_length:
@@ -508,8 +506,15 @@ def _offsets(entries: list[_Entry]) -> list[tuple[_Entry, int]]:
 
 
 def _same_layout(v2_layout: list[_Entry], v1_entries: list[_Entry]) -> bool:
-    # libtorrent compares sizes, padding and the names of non-empty real files;
-    # the tail pad after the last file is optional in the v1 list.
+    """libtorrent's test that a hybrid's two file lists describe the same files.
+
+    The non-empty entries (pad files included) must match one by one in size,
+    padding and name; the tail padding after the last file is optional in the
+    v1 list. Empty files only have to be as many on both sides: where they sit
+    between padding, and their names, are not compared.
+    """
+    if sum(1 for e in v2_layout if not e.size) != sum(1 for e in v1_entries if not e.size):
+        return False
     a = [e for e in v2_layout if e.size]
     b = [e for e in v1_entries if e.size]
     if len(b) == len(a) - 1 and a and "p" in a[-1].attr:
@@ -518,7 +523,7 @@ def _same_layout(v2_layout: list[_Entry], v1_entries: list[_Entry]) -> bool:
         return False
     for x, y in zip(a, b, strict=True):
         x_pad = "p" in x.attr
-        if x_pad != ("p" in y.attr) or x.size != y.size:
+        if x.size != y.size or x_pad != ("p" in y.attr):
             return False
         if not x_pad and x.raw != y.raw:
             return False
