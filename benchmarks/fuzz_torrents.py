@@ -40,7 +40,8 @@ PAD = int(lt.file_storage.flag_pad_file)
 
 HOSTILE = [
     b"..", b".", b"", b"/", b"\\", b"/etc/passwd", b"a/../../b", b"\x00", b"\xff\xfe",
-    b"\xe2\x80\xae", b"con", b"x" * 300, b"_____padding_file_", b"\xed\xa0\x80", b"A" * 241 + b".txt",
+    b"\xe2\x80\xae", b"con", b"x" * 300, b"_____padding_file_", b"\xed\xa0\x80",
+    b"A" * 241 + b".txt",
 ]  # fmt: skip
 KEYS = [
     b"info", b"name", b"name.utf-8", b"piece length", b"pieces", b"length", b"files", b"path",
@@ -128,7 +129,7 @@ def random_value(rng: random.Random, depth: int = 0) -> Any:
     if kind == 0:
         return rng.choice([0, 1, -1, 16384, 2**40, -(2**63), rng.randint(-5, 10**6)])
     if kind == 1:
-        return rng.choice(HOSTILE + [rng.randbytes(rng.choice([0, 1, 20, 32, 64]))])
+        return rng.choice([*HOSTILE, rng.randbytes(rng.choice([0, 1, 20, 32, 64]))])
     if kind == 2:
         return rng.choice(KEYS)
     if kind == 3:
