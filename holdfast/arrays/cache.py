@@ -78,6 +78,37 @@ class PieceCache:
         pending.set_result(value)
         return value
 
+    def claim(self, key: Hashable) -> tuple[Future[bytes], bool]:
+        """A future for `key`, and whether the caller must load it (then `fulfil` or
+        `fail` it). Cached values come back as completed futures."""
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+                self.stats.hits += 1
+                done: Future[bytes] = Future()
+                done.set_result(value)
+                return done, False
+            pending = self._loading.get(key)
+            if pending is not None:
+                self.stats.shared += 1
+                return pending, False
+            pending = Future()
+            self._loading[key] = pending
+            self.stats.misses += 1
+            return pending, True
+
+    def fulfil(self, key: Hashable, value: bytes) -> None:
+        with self._lock:
+            pending = self._loading.pop(key)
+            self._store(key, value)
+        pending.set_result(value)
+
+    def fail(self, key: Hashable, exc: BaseException) -> None:
+        with self._lock:
+            pending = self._loading.pop(key)
+        pending.set_exception(exc)
+
     def put(self, key: Hashable, value: bytes) -> None:
         with self._lock:
             self._store(key, value)

@@ -20,6 +20,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from holdfast.arrays.cache import PieceCache
@@ -68,6 +69,16 @@ class PieceFetcher(ABC):
         gives bytes that pass, and raises PieceHashMismatch if none does; without it, the
         first complete answer is returned.
         """
+
+    def fetch_run(
+        self, pieces: PieceMap, run: list[Piece], verify: list[Verifier] | None
+    ) -> list[bytes]:
+        """Several consecutive pieces of one file; fetchers that can ask for them in one
+        request (a web seed's single Range) override this."""
+        checks: list[Verifier | None] = list(verify) if verify is not None else [None] * len(run)
+        return [
+            self.fetch_piece(pieces, piece, check) for piece, check in zip(run, checks, strict=True)
+        ]
 
     def fetch_range(self, pieces: PieceMap, file_index: int, start: int, end: int) -> bytes:
         """Bytes `start .. end` of one file, unverified; only for readers built with
@@ -161,10 +172,7 @@ class TorrentReader:
                 return self.fetcher.fetch_range(self.pieces, file_index, start, end)
             except NotImplementedError:
                 pass
-        futures = [
-            self._pool.submit(self._piece_bytes, index)
-            for index in self.pieces.pieces_for(file_index, start, end)
-        ]
+        futures = self._request(self.pieces.pieces_for(file_index, start, end))
         return self._assemble(file_index, start, end, [f.result() for f in futures])
 
     async def read_async(self, path: str, start: int = 0, end: int | None = None) -> bytes:
@@ -180,19 +188,14 @@ class TorrentReader:
                 )
             except NotImplementedError:
                 pass
-        indices = self.pieces.pieces_for(file_index, start, end)
-        chunks = await asyncio.gather(
-            *(loop.run_in_executor(self._pool, self._piece_bytes, i) for i in indices)
-        )
+        futures = self._request(self.pieces.pieces_for(file_index, start, end))
+        chunks = await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
         return self._assemble(file_index, start, end, list(chunks))
 
     def prefetch(self, path: str, start: int = 0, end: int | None = None) -> list[Future[bytes]]:
         """Start fetching the pieces of a range without waiting for them."""
         file_index, start, end = self._resolve(path, start, end)
-        return [
-            self._pool.submit(self._piece_bytes, i)
-            for i in self.pieces.pieces_for(file_index, start, end)
-        ]
+        return self._request(self.pieces.pieces_for(file_index, start, end))
 
     def seed_file(self, path: str, data: bytes) -> bool:
         """Offer the whole content of a file obtained elsewhere (e.g. zarr.json from the
@@ -249,25 +252,60 @@ class TorrentReader:
             end = max(size + end, 0)
         return file_index, min(start, size), min(end, size)
 
-    def _piece_bytes(self, index: int) -> bytes:
-        return self.cache.get_or_load(index, lambda: self._fetch_piece(index))
+    def _request(self, indices: range) -> list[Future[bytes]]:
+        """Futures of these pieces; missing ones are fetched in runs of consecutive
+        pieces of one file, each run by one worker (one HTTP request for a web seed)."""
+        futures: list[Future[bytes]] = []
+        owned: list[int] = []
+        for index in indices:
+            future, owner = self.cache.claim(index)
+            futures.append(future)
+            if owner:
+                owned.append(index)
+        for run in self._runs(owned):
+            try:
+                self._pool.submit(self._load_run, run)
+            except RuntimeError as exc:  # the reader was closed
+                for piece in run:
+                    self.cache.fail(piece.index, SourceError(f"the reader is closed ({exc})"))
+        return futures
 
-    def _fetch_piece(self, index: int) -> bytes:
-        piece = self.pieces.piece(index)
+    def _runs(self, indices: list[int]) -> list[list[Piece]]:
+        runs: list[list[Piece]] = []
+        for index in indices:
+            piece = self.pieces.piece(index)
+            if runs and _continues(runs[-1], piece):
+                runs[-1].append(piece)
+            else:
+                runs.append([piece])
+        return runs
+
+    def _load_run(self, run: list[Piece]) -> None:
+        try:
+            datas = self._fetch_run(run)
+        except BaseException as exc:
+            for piece in run:
+                self.cache.fail(piece.index, exc)
+            return
+        for piece, data in zip(run, datas, strict=True):
+            self.cache.fulfil(piece.index, data)
+
+    def _fetch_run(self, run: list[Piece]) -> list[bytes]:
         if not self.verify:
-            return self.fetcher.fetch_piece(self.pieces, piece, None)
-        if not self.pieces.can_verify(piece):
-            raise SourceError(
-                f"piece {index} cannot be verified: the torrent has neither v1 piece hashes "
-                "nor the v2 piece layer for it"
-            )
-        data = self.fetcher.fetch_piece(
-            self.pieces, piece, lambda candidate: self.pieces.verify(piece, candidate)
-        )
+            return self.fetcher.fetch_run(self.pieces, run, None)
+        for piece in run:
+            if not self.pieces.can_verify(piece):
+                raise SourceError(
+                    f"piece {piece.index} cannot be verified: the torrent has neither v1 "
+                    "piece hashes nor the v2 piece layer for it"
+                )
+        checks: list[Verifier] = [partial(self.pieces.verify, piece) for piece in run]
+        datas = self.fetcher.fetch_run(self.pieces, run, checks)
         # a fetcher must not hand back unverified bytes; check rather than trust it
-        if not self.pieces.verify(piece, data):
-            raise PieceHashMismatch(f"piece {index} does not match the torrent's hash")
-        return data
+        for piece, data in zip(run, datas, strict=True):
+            if not self.pieces.verify(piece, data):
+                raise PieceHashMismatch(f"piece {piece.index} does not match the torrent's hash")
+        return datas
 
     def _assemble(self, file_index: int, start: int, end: int, chunks: list[bytes]) -> bytes:
         offset = self.pieces.file_offset(file_index)
@@ -284,6 +322,25 @@ class TorrentReader:
         if len(out) != end - start:
             raise SourceError(f"short read: wanted {end - start} bytes, got {len(out)}")
         return bytes(out)
+
+
+MAX_RUN_BYTES = 16 * 1024 * 1024
+
+
+def _continues(run: list[Piece], piece: Piece) -> bool:
+    """Whether `piece` follows `run` directly in one file, so both can be one request."""
+    last = run[-1]
+    if piece.index != last.index + 1 or len(piece.segments) != 1 or len(last.segments) != 1:
+        return False
+    before, after = last.segments[0], piece.segments[0]
+    return (
+        before.file_index == after.file_index
+        and before.piece_offset == 0
+        and after.piece_offset == 0
+        and before.length == last.length  # the earlier piece is all data, no padding
+        and before.file_start + before.length == after.file_start
+        and sum(p.length for p in run) + piece.length <= MAX_RUN_BYTES
+    )
 
 
 def _clean(path: str) -> str:

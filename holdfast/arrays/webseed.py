@@ -94,6 +94,50 @@ class WebseedFetcher(PieceFetcher):
             raise PieceHashMismatch("; ".join(errors))
         raise PieceUnavailable(f"piece {piece.index} unavailable: " + "; ".join(errors))
 
+    def fetch_run(
+        self, pieces: PieceMap, run: list[Piece], verify: list[Verifier] | None
+    ) -> list[bytes]:
+        if len(run) == 1:
+            return [self.fetch_piece(pieces, run[0], verify[0] if verify else None)]
+        # The reader only groups consecutive single-file pieces: one Range covers them.
+        first, last = run[0].segments[0], run[-1].segments[0]
+        file = pieces.file(first.file_index)
+        start, end = first.file_start, last.file_start + last.length
+        errors: list[str] = []
+        mismatches = 0
+        for base in self._order():
+            try:
+                data = self._get(self.url_for(base, file.path), start, end, file.size)
+            except SourceError as exc:
+                errors.append(str(exc))
+                self.stats.add(failures=1)
+                continue
+            out: list[bytes] = []
+            for i, piece in enumerate(run):
+                segment = piece.segments[0]
+                buffer = bytearray(piece.length)
+                lo = segment.file_start - start
+                buffer[segment.piece_offset : segment.piece_offset + segment.length] = data[
+                    lo : lo + segment.length
+                ]
+                if verify is not None and not verify[i](bytes(buffer)):
+                    break
+                out.append(bytes(buffer))
+            if len(out) == len(run):
+                self._prefer(base)
+                self.stats.add(pieces=len(run))
+                return out
+            mismatches += 1
+            errors.append(
+                f"{base}: pieces {run[0].index}-{run[-1].index} do not match the torrent's hashes"
+            )
+            self.stats.add(failures=1)
+        if mismatches:
+            raise PieceHashMismatch("; ".join(errors))
+        raise PieceUnavailable(
+            f"pieces {run[0].index}-{run[-1].index} unavailable: " + "; ".join(errors)
+        )
+
     def fetch_range(self, pieces: PieceMap, file_index: int, start: int, end: int) -> bytes:
         file = pieces.file(file_index)
         errors: list[str] = []
