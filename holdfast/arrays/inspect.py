@@ -207,6 +207,7 @@ def hdf5_info(path: Path, inner: str) -> ArrayInfo:
         raise MissingExtraError("h5py") from exc
     try:
         with h5py.File(path, "r") as handle:
+            _refuse_external_links(handle, inner, path.name)
             node = handle.get(inner)
             if node is None:
                 raise ArrayMetadataError(f"no dataset {inner!r} in {path.name}")
@@ -215,3 +216,20 @@ def hdf5_info(path: Path, inner: str) -> ArrayInfo:
             return hdf5_dataset_info(node, inner)
     except OSError as exc:
         raise ArrayMetadataError(f"not a readable HDF5 file: {exc}") from exc
+
+
+def _refuse_external_links(handle: Any, inner: str, name: str) -> None:
+    """Follow no external link: it would open another file, possibly outside the dataset."""
+    import h5py
+
+    parts = [p for p in inner.split("/") if p]
+    for depth in range(1, len(parts) + 1):
+        prefix = "/" + "/".join(parts[:depth])
+        link = handle.get(prefix, getlink=True)
+        if link is None:
+            return
+        if isinstance(link, h5py.ExternalLink):
+            raise ArrayMetadataError(
+                f"{prefix!r} in {name} is a link to another file ({link.filename}); "
+                "external links are not followed"
+            )

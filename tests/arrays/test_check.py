@@ -282,6 +282,26 @@ def test_hdf5_datasets(tmp_path: Path) -> None:
     assert "holds datasets: describe them under 'arrays'" in write_dataset(tmp_path, single)[0]
 
 
+def test_hdf5_external_links_are_not_followed(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    outside = tmp_path_factory.mktemp("elsewhere") / "secret.h5"
+    with h5py.File(outside, "w") as handle:
+        handle.create_dataset("data", data=np.zeros(4))
+    with h5py.File(tmp_path / "s.h5", "w") as handle:
+        handle["linked"] = h5py.ExternalLink(str(outside), "/")
+    text = (
+        "title: T\nfiles:\n  - path: s.h5\n    format: hdf5\n"
+        "    arrays: [{array_path: linked/data, shape: [4]}]\n"
+    )
+    problems = write_dataset(tmp_path, text)
+    assert len(problems) == 1
+    assert problems[0].startswith(
+        "holdfast.yaml:5: files[0].arrays[0].array_path: '/linked' in s.h5"
+    )
+    assert "external links are not followed" in problems[0]
+
+
 def test_hdf5_with_corrupt_chunks_checks_from_metadata_only(tmp_path: Path) -> None:
     path = tmp_path / "d.h5"
     with h5py.File(path, "w") as handle:

@@ -59,9 +59,11 @@ def instance(dataset: Dataset, tmp_path: Path) -> tuple[RangeServer, str]:
 
 
 def test_open_an_instance_upload_url(dataset: Dataset, instance: tuple[RangeServer, str]) -> None:
+    import holdfast.arrays
+
     server, infohash = instance
     with server:
-        array = open_zarr(f"{server.url}uploads/{infohash}", "ds/frames.zarr")
+        array = holdfast.arrays.open_zarr(f"{server.url}uploads/{infohash}", "ds/frames.zarr")
         np.testing.assert_array_equal(array[3], dataset.data[3])
         array.store.reader.close()
         with pytest.raises(SourceError, match="different infohash"):
