@@ -100,14 +100,25 @@ class PieceCache:
 
     def fulfil(self, key: Hashable, value: bytes) -> None:
         with self._lock:
-            pending = self._loading.pop(key)
+            pending = self._loading.pop(key, None)
+            if pending is None:
+                return  # failed meanwhile (the reader was closed): drop the value
             self._store(key, value)
         pending.set_result(value)
 
     def fail(self, key: Hashable, exc: BaseException) -> None:
         with self._lock:
-            pending = self._loading.pop(key)
-        pending.set_exception(exc)
+            pending = self._loading.pop(key, None)
+        if pending is not None:
+            pending.set_exception(exc)
+
+    def fail_all(self, exc: BaseException) -> None:
+        """Fail every load under way, so nobody waits for a fetch that will not finish."""
+        with self._lock:
+            pending = list(self._loading.values())
+            self._loading.clear()
+        for future in pending:
+            future.set_exception(exc)
 
     def put(self, key: Hashable, value: bytes) -> None:
         with self._lock:

@@ -231,6 +231,8 @@ class TorrentReader:
             return
         self._closed = True
         self._pool.shutdown(wait=False, cancel_futures=True)
+        # runs cancelled in the queue would otherwise leave their readers waiting
+        self.cache.fail_all(SourceError("the reader was closed"))
         self.fetcher.close()
 
     def __enter__(self) -> TorrentReader:
