@@ -252,3 +252,31 @@ def test_hdf5_read_lazily_through_fsspec(dataset: Dataset, version: str) -> None
         moved = dataset.server.stats.bytes_sent
         # the header, the chunk index and one 32 KiB chunk, not the 2 MiB file
         assert moved < size / 4, (moved, size)
+
+
+def test_xarray_opens_a_dataset_over_the_store(dataset: Dataset, tmp_path: Path) -> None:
+    xr = pytest.importorskip("xarray")
+    source = tmp_path / "src"
+    ds = xr.Dataset(
+        {"frames": (("time", "y", "x"), dataset.data[:8])},
+        coords={"time": np.arange(8) * 0.5},
+        attrs={"subject": "mouse 7"},
+    )
+    ds.to_zarr(
+        source / "ds" / "cube.zarr",
+        zarr_format=3,
+        consolidated=False,
+        encoding={"frames": {"chunks": (1, 128, 128)}},
+    )
+    with RangeServer(source) as server:
+        torrent = create_torrent(
+            source / "ds", version="hybrid", align="zarr", webseeds=[server.url]
+        ).torrent
+        with TorrentReader(torrent, WebseedFetcher(torrent)) as reader:
+            opened = xr.open_zarr(TorrentStore(reader, "ds/cube.zarr"), consolidated=False)
+            assert opened.attrs["subject"] == "mouse 7"
+            assert opened["frames"].dims == ("time", "y", "x")
+            server.stats.reset()
+            np.testing.assert_array_equal(opened["frames"].sel(time=1.5).values, dataset.data[3])
+            fetched = [p for p in server.stats.paths if "/frames/c/" in p]
+            assert fetched == ["/ds/cube.zarr/frames/c/3/0/0"]
