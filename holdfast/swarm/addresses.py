@@ -97,6 +97,8 @@ async def resolve(
         else:
             refused.append(candidate)
     if not allowed:
+        if literal is not None:
+            raise AddressRefused(f"{host} is not a public address")
         shown = ", ".join(refused) or "nothing"
         raise AddressRefused(f"{host} resolves to {shown}: not a public address")
     return allowed

@@ -68,6 +68,9 @@ __all__ = [
 ]
 
 MAX_URL_LENGTH = 2048
+# opentracker answers only the first 64 infohashes of a multi-hash scrape, and
+# silently, so no batch may be larger (longer URLs also meet server limits).
+MAX_HTTP_BATCH = 64
 MAX_REASON_CHARS = 1024  # a failure reason longer than this is cut, and says so
 MAX_COUNT = 2**31 - 1  # larger seeder/leecher counts are not believable (nor storable)
 MAX_MIN_INTERVAL = 7 * 24 * 3600.0
@@ -301,8 +304,8 @@ class Scraper:
         user_agent: str = f"holdfast/{__version__}",
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        if not 1 <= http_batch <= 200:
-            raise ValueError("http_batch must be between 1 and 200")
+        if not 1 <= http_batch <= MAX_HTTP_BATCH:
+            raise ValueError(f"http_batch must be between 1 and {MAX_HTTP_BATCH}")
         if min(max_trackers, max_requests_per_tracker) < 1 or udp_retries < 0:
             raise ValueError("concurrency limits must be positive")
         self.allow_private_addresses = allow_private_addresses

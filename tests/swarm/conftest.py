@@ -14,6 +14,7 @@ from tests.swarm.helpers import (
     LibtorrentPeer,
     OpenTracker,
     free_port,
+    tracker_address,
     wait_for_tcp,
     write_whitelist,
 )
@@ -36,18 +37,19 @@ def opentracker() -> Iterator[Callable[[list[bytes]], OpenTracker]]:
         folder.chmod(0o755)
         write_whitelist(folder, infohashes)
         (folder / "opentracker.conf").write_text("access.whitelist /whitelist.txt\n")
-        port = free_port()
+        host = tracker_address()
+        port = free_port(host)
         process = subprocess.Popen(
             [
-                *(exe, "-i", "127.0.0.1", "-p", str(port), "-P", str(port), "-A", "127.0.0.1"),
+                *(exe, "-i", host, "-p", str(port), "-P", str(port), "-A", "127.0.0.1"),
                 *("-d", str(folder), "-u", "nobody", "-f", str(folder / "opentracker.conf")),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        tracker = OpenTracker(port, folder, process, list(infohashes))
+        tracker = OpenTracker(host, port, folder, process, list(infohashes))
         started.append(tracker)
-        wait_for_tcp(port)
+        wait_for_tcp(port, host=host)
         return tracker
 
     yield start

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -20,18 +21,28 @@ from pathlib import Path
 from typing import Any
 
 
-def free_port() -> int:
-    """A port free for both TCP and UDP on 127.0.0.1."""
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free for both TCP and UDP on `host`."""
     while True:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind(("127.0.0.1", 0))
+            tcp.bind((host, 0))
             port = int(tcp.getsockname()[1])
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
             try:
-                udp.bind(("127.0.0.1", port))
+                udp.bind((host, port))
             except OSError:
                 continue
         return port
+
+
+def tracker_address() -> str:
+    """A loopback address of its own for one tracker.
+
+    libtorrent caches UDP connection ids per tracker *IP* for the whole process
+    and never drops one a tracker refuses, so two trackers on one IP in one test
+    run would be sent each other's ids for a minute.
+    """
+    return f"127.{random.randint(1, 254)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -44,9 +55,9 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def wait_for_tcp(port: int, timeout: float = 10.0) -> None:
+def wait_for_tcp(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None:
     def connects() -> bool:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+        with contextlib.suppress(OSError), socket.create_connection((host, port), 0.2):
             return True
         return False
 
@@ -58,6 +69,7 @@ def wait_for_tcp(port: int, timeout: float = 10.0) -> None:
 
 @dataclass
 class OpenTracker:
+    host: str
     port: int
     folder: Path
     process: subprocess.Popen[bytes]
@@ -65,11 +77,11 @@ class OpenTracker:
 
     @property
     def udp_url(self) -> str:
-        return f"udp://127.0.0.1:{self.port}"
+        return f"udp://{self.host}:{self.port}"
 
     @property
     def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/announce"
+        return f"http://{self.host}:{self.port}/announce"
 
     def allow(self, infohashes: list[bytes]) -> None:
         """Add infohashes to the whitelist and make opentracker reload it."""

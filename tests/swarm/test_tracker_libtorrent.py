@@ -16,7 +16,14 @@ import uvicorn
 from holdfast.swarm.http_tracker import HTTPTrackerApp, start_http_tracker
 from holdfast.swarm.tracker import AllowList, SwarmStats, Tracker
 from holdfast.swarm.udp_tracker import start_udp_tracker
-from tests.swarm.helpers import LibtorrentPeer, free_port, make_torrent, wait_for, wait_for_tcp
+from tests.swarm.helpers import (
+    LibtorrentPeer,
+    free_port,
+    make_torrent,
+    tracker_address,
+    wait_for,
+    wait_for_tcp,
+)
 
 pytestmark = pytest.mark.interop
 
@@ -26,9 +33,10 @@ class EmbeddedTracker:
 
     def __init__(self, tracker: Tracker) -> None:
         self.tracker = tracker
-        self.asgi_port = free_port()
-        self.listener_port = free_port()
-        self.udp_port = free_port()
+        self.host = tracker_address()
+        self.asgi_port = free_port(self.host)
+        self.listener_port = free_port(self.host)
+        self.udp_port = free_port(self.host)
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.stop: asyncio.Event | None = None
@@ -36,9 +44,9 @@ class EmbeddedTracker:
 
     def url(self, front_end: str) -> str:
         return {
-            "asgi": f"http://127.0.0.1:{self.asgi_port}/announce",
-            "listener": f"http://127.0.0.1:{self.listener_port}/announce",
-            "udp": f"udp://127.0.0.1:{self.udp_port}/announce",
+            "asgi": f"http://{self.host}:{self.asgi_port}/announce",
+            "listener": f"http://{self.host}:{self.listener_port}/announce",
+            "udp": f"udp://{self.host}:{self.udp_port}/announce",
         }[front_end]
 
     def _run(self) -> None:
@@ -47,12 +55,12 @@ class EmbeddedTracker:
     async def _serve(self) -> None:
         self.stop = asyncio.Event()
         transport, _ = await start_udp_tracker(
-            self.tracker, "127.0.0.1", self.udp_port, secret=b"k" * 32
+            self.tracker, self.host, self.udp_port, secret=b"k" * 32
         )
-        listener = await start_http_tracker(self.tracker, "127.0.0.1", self.listener_port)
+        listener = await start_http_tracker(self.tracker, self.host, self.listener_port)
         config = uvicorn.Config(
             HTTPTrackerApp(tracker=self.tracker),
-            host="127.0.0.1",
+            host=self.host,
             port=self.asgi_port,
             log_level="warning",
             lifespan="off",
@@ -69,8 +77,8 @@ class EmbeddedTracker:
     def __enter__(self) -> EmbeddedTracker:
         self.thread.start()
         self.ready.wait(10)
-        wait_for_tcp(self.asgi_port)
-        wait_for_tcp(self.listener_port)
+        wait_for_tcp(self.asgi_port, host=self.host)
+        wait_for_tcp(self.listener_port, host=self.host)
         return self
 
     def __exit__(self, *exc: object) -> None:
