@@ -109,3 +109,36 @@ def test_cache_bounds_and_failures() -> None:
     assert cache.get_or_load("bad", lambda: b"ok") == b"ok"  # a failure is not cached
     with pytest.raises(ValueError):
         PieceCache(-1)
+
+
+def test_v2_pieces_without_their_layer_are_not_trusted(files: Path) -> None:
+    from holdfast.torrents import bencode, parse_torrent
+
+    (files / "d" / "small").write_bytes(b"tiny file")
+    created = create_torrent(files / "d", version="v2", piece_length=16384)
+    meta = bencode.decode(created.data)
+    del meta[b"piece layers"]  # as in a torrent rebuilt from a magnet link
+    torrent = parse_torrent(bencode.encode(meta))
+    assert torrent.piece_layers == {}
+    with TorrentReader(torrent, LocalFetcher(files)) as reader:
+        # a file within one piece is checked against its pieces root alone
+        assert reader.read("d/small") == b"tiny file"
+        with pytest.raises(SourceError, match="cannot be verified"):
+            reader.read("d/f0", 0, 10)
+    with TorrentReader(torrent, LocalFetcher(files), verify=False) as reader:
+        assert reader.read("d/f0", 0, 10) == b"\x00" * 10
+
+
+def test_a_fetcher_is_not_trusted_to_verify(files: Path) -> None:
+    from holdfast.arrays.errors import PieceHashMismatch
+
+    class CarelessFetcher(LocalFetcher):
+        def fetch_piece(self, pieces: PieceMap, piece: Piece, verify: Verifier | None) -> bytes:
+            return bytes(piece.length)  # ignores `verify`
+
+    for version in ("v1", "v2"):
+        torrent = create_torrent(files / "d", version=version, piece_length=16384).torrent
+        with TorrentReader(torrent, CarelessFetcher(files)) as reader:
+            with pytest.raises(PieceHashMismatch):
+                reader.read("d/f1", 0, 10)
+            assert len(reader.cache) == 0
