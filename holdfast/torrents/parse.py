@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 import hashlib
 from array import array
+from collections.abc import Sequence
 from typing import Any
 
 from holdfast.torrents import bencode
@@ -31,6 +32,8 @@ MAX_PIECE_LENGTH = (1 << 29) - (1 << 14)
 _MAX_FILE_SIZE = BLOCK_SIZE * ((2**31 - 1) // 2) - 1
 _INT_MAX = 2**31 - 1
 _PAD_MARKER = "_____padding_file_"
+_PAD_MARKER_BYTES = _PAD_MARKER.encode()
+_ZERO_ROOT = bytes(32)
 # Duplicate paths libtorrent renames before it gives up on a torrent.
 _MAX_DUPLICATE_PATHS = 100
 
@@ -92,11 +95,22 @@ def _text(raw: bytes | None) -> str | None:
     return None if raw is None else raw.decode("utf-8", "replace")
 
 
+_ATTRS: dict[bytes, str] = {}
+
+
+def _attr_text(raw: bytes) -> str:
+    """BEP 47 attribute letters we know, in a fixed order (cached: few distinct values)."""
+    text = _ATTRS.get(raw)
+    if text is None:
+        text = "".join(c for c in "lxhp" if ord(c) in raw)
+        if len(_ATTRS) < 256:
+            _ATTRS[raw] = text
+    return text
+
+
 def _attr(d: dict[bytes, Any]) -> str:
-    raw = _bytes(d, b"attr")
-    if not raw:
-        return ""
-    return "".join(c for c in "lxhp" if ord(c) in raw)
+    raw = d.get(b"attr")
+    return _attr_text(raw) if type(raw) is bytes and raw else ""
 
 
 class _Entry:
@@ -111,14 +125,14 @@ class _Entry:
         attr: str,
         root: bytes | None = None,
         symlink: str | None = None,
-        raw: list[bytes] | None = None,
+        raw: Sequence[bytes] = (),
     ) -> None:
         self.path = path
         self.size = size
         self.attr = attr
         self.root = root
         self.symlink = symlink
-        self.raw = raw if raw is not None else []
+        self.raw = raw
 
 
 class _Parser:
@@ -230,7 +244,7 @@ class _Parser:
             if file_tree is None:
                 raise TorrentError("v2 torrent has no file tree")
             v2_entries = []
-            self._walk_file_tree(file_tree, name, files_node is not None, 0, [], v2_entries)
+            self._walk_file_tree(file_tree, name, files_node is not None, 0, (), v2_entries)
         elif file_tree is not None:
             raise TorrentError("torrent has a v2 file tree but no meta version 2")
 
@@ -241,7 +255,7 @@ class _Parser:
             else:
                 has_v1 = False
         else:
-            v1_entries = self._v1_files(files_node, name)
+            v1_entries = self._v1_files(files_node, name, with_paths=not is_v2)
 
         entries = v2_entries if v2_entries is not None else v1_entries
         if not entries:
@@ -351,8 +365,12 @@ class _Parser:
             raise TorrentError(f"torrent name {raw!r} is not a usable file name")
         return self._finish_v1(info, path, size, attr, [raw])
 
-    def _v1_files(self, items: list[Any], name: str) -> list[_Entry]:
-        """The v1 file list; plain entries take a fast path (100,000-file torrents)."""
+    def _v1_files(self, items: list[Any], name: str, *, with_paths: bool) -> list[_Entry]:
+        """The v1 file list; plain entries take a fast path (100,000-file torrents).
+
+        A hybrid's v1 list is only compared with its v2 tree, which gives the
+        paths; ``with_paths=False`` then skips cleaning them.
+        """
         out: list[_Entry] = []
         append = out.append
         prefix = name + "/"
@@ -360,18 +378,28 @@ class _Parser:
         for item in items:
             if (
                 type(item) is dict
-                and b"attr" not in item
                 and b"path.utf-8" not in item
                 and type(size := item.get(b"length")) is int
                 and 0 <= size <= _MAX_FILE_SIZE
+                and "l" not in (attr := _attr(item))
                 and type(components := item.get(b"path")) is list
-                and (joined := fast_join(components)) is not None
+                and components
                 and not name_has_marker
-                and _PAD_MARKER not in joined
             ):
-                append(_Entry(prefix + joined, size, "", raw=components))
-            else:
-                append(self._v1_file(item, name))
+                if with_paths:
+                    joined = fast_join(components)
+                    if joined is not None and _PAD_MARKER not in joined:
+                        append(_Entry(prefix + joined, size, attr, raw=components))
+                        continue
+                else:
+                    try:
+                        raw = b"/".join(components)
+                    except TypeError:
+                        raw = _PAD_MARKER_BYTES  # not all strings: the full check reports it
+                    if _PAD_MARKER_BYTES not in raw:
+                        append(_Entry("", size, attr, raw=components))
+                        continue
+            append(self._v1_file(item, name))
         return out
 
     def _v1_file(self, item: Any, name: str) -> _Entry:
@@ -393,7 +421,7 @@ class _Parser:
         return self._finish_v1(item, path, size, attr, list(components or ()))
 
     def _finish_v1(
-        self, d: dict[bytes, Any], path: str, size: int, attr: str, raw: list[bytes]
+        self, d: dict[bytes, Any], path: str, size: int, attr: str, raw: Sequence[bytes]
     ) -> _Entry:
         if _PAD_MARKER in path and "p" not in attr:
             attr += "p"  # BitComet's pad files predate BEP 47's attribute
@@ -412,24 +440,38 @@ class _Parser:
         directory: str,
         has_files: bool,
         depth: int,
-        raw_dir: list[bytes],
+        raw_dir: tuple[bytes, ...],
         out: list[_Entry],
     ) -> None:
         if depth > 100:
             raise TorrentError("the file tree is nested too deeply")
+        zero = _ZERO_ROOT
         for key, node in tree.items():
-            if not isinstance(node, dict) or not key:
+            if type(node) is not dict or not key:
                 raise TorrentError("the file tree has an empty name or a malformed entry")
             leaf = len(node) == 1 and b"" in node
             single = leaf and not has_files and len(tree) == 1 and depth == 0
             component = sanitize_component(key.lstrip(b"/")) or "_"
             path = component if single else f"{directory}/{component}"
-            if leaf:
-                out.append(self._v2_file(node[b""], path, [*raw_dir, key]))
+            if not leaf:
+                self._walk_file_tree(node, path, True, depth + 1, (*raw_dir, key), out)
+                continue
+            d = node[b""]
+            # the common case inline: a plain non-empty file (100,000-file torrents)
+            if (
+                type(d) is dict
+                and b"attr" not in d
+                and type(size := d.get(b"length")) is int
+                and 0 < size <= _MAX_FILE_SIZE
+                and type(root := d.get(b"pieces root")) is bytes
+                and len(root) == 32
+                and root != zero
+            ):
+                out.append(_Entry(path, size, "", root=root, raw=(*raw_dir, key)))
             else:
-                self._walk_file_tree(node, path, True, depth + 1, [*raw_dir, key], out)
+                out.append(self._v2_file(d, path, (*raw_dir, key)))
 
-    def _v2_file(self, d: Any, path: str, raw: list[bytes]) -> _Entry:
+    def _v2_file(self, d: Any, path: str, raw: tuple[bytes, ...]) -> _Entry:
         if not isinstance(d, dict):
             raise TorrentError(f"file tree entry for {path!r} is not a dictionary")
         attr = _attr(d)
@@ -525,7 +567,7 @@ def _same_layout(v2_layout: list[_Entry], v1_entries: list[_Entry]) -> bool:
         x_pad = "p" in x.attr
         if x.size != y.size or x_pad != ("p" in y.attr):
             return False
-        if not x_pad and x.raw != y.raw:
+        if not x_pad and list(x.raw) != list(y.raw):
             return False
     return True
 
