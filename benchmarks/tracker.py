@@ -21,7 +21,6 @@ gives the tracker's own CPU time per announce (from /proc), which is not.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import errno
 import multiprocessing
@@ -282,8 +281,10 @@ def opentracker(infohashes: list[bytes]) -> Iterator[tuple[int, int]]:
         Path(folder, "opentracker.conf").write_text("access.whitelist /whitelist.txt\n")
         port = free_port()
         proc = subprocess.Popen(
-            [exe, "-i", "127.0.0.1", "-p", str(port), "-P", str(port), "-A", "127.0.0.1"]
-            + ["-d", folder, "-u", "nobody", "-f", str(Path(folder, "opentracker.conf"))],
+            [
+                *(exe, "-i", "127.0.0.1", "-p", str(port), "-P", str(port), "-A", "127.0.0.1"),
+                *("-d", folder, "-u", "nobody", "-f", str(Path(folder, "opentracker.conf"))),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -2,8 +2,8 @@
 
 `Tracker` is a plain object with no I/O and no global state. The HTTP and UDP front
 ends (`http_tracker`, `udp_tracker`) parse requests and call `Tracker.announce` and
-`Tracker.scrape`; the instance drains changed swarm stats for its catalogue with
-`Tracker.drain_changed` and calls `Tracker.expire` now and then.
+`Tracker.scrape`; the instance runs `maintain(tracker, store)`, which expires
+peers and hands the stats that changed (`Tracker.drain_changed`) to its catalogue.
 
 A swarm is keyed by a 20-byte infohash: a v1 infohash, or a v2 infohash truncated to
 its first 20 bytes (what v2 clients announce). A hybrid torrent is therefore two
@@ -16,16 +16,20 @@ impersonate another, nor point a swarm at a third party.
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import logging
 import random
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import NamedTuple
 
 INFOHASH_LENGTH = 20
+
+logger = logging.getLogger(__name__)
 
 
 class Event(IntEnum):
@@ -131,7 +135,7 @@ def _group(addr: bytes, seeder: bool) -> int:
 
 
 class _Swarm:
-    __slots__ = ("completed", "groups", "last_sweep", "peers")
+    __slots__ = ("completed", "groups", "last_sweep", "packed", "peers")
 
     def __init__(self, now: float) -> None:
         # Ordered by last announce (a re-announce moves a peer to the end), so the
@@ -139,6 +143,9 @@ class _Swarm:
         self.peers: dict[bytes, _Peer] = {}
         # One list per group, for O(1) removal (swap with the last) and sampling.
         self.groups: tuple[list[_Peer], list[_Peer], list[_Peer], list[_Peer]] = ([], [], [], [])
+        # Each group's addresses joined, kept until the group changes: most announces
+        # are re-announces to small swarms, answered with the whole group.
+        self.packed: list[bytes | None] = [None, None, None, None]
         self.completed = 0
         self.last_sweep = now
 
@@ -150,10 +157,17 @@ class _Swarm:
     def leechers(self) -> int:
         return len(self.groups[0]) + len(self.groups[2])
 
+    def packed_group(self, group: int) -> bytes:
+        packed = self.packed[group]
+        if packed is None:
+            packed = self.packed[group] = b"".join([p.addr for p in self.groups[group]])
+        return packed
+
     def add(self, peer: _Peer) -> None:
         members = self.groups[peer.group]
         peer.slot = len(members)
         members.append(peer)
+        self.packed[peer.group] = None
         self.peers[peer.addr] = peer
 
     def remove(self, peer: _Peer) -> None:
@@ -166,13 +180,24 @@ class _Swarm:
         members = self.groups[group]
         peer.slot = len(members)
         members.append(peer)
+        self.packed[group] = None
 
     def _unlist(self, peer: _Peer) -> None:
         members = self.groups[peer.group]
+        self.packed[peer.group] = None
         last = members.pop()
         if last is not peer:
             members[peer.slot] = last
             last.slot = peer.slot
+
+
+def _without(packed: bytes, addr: bytes) -> bytes:
+    """`packed` (compact addresses) without `addr`."""
+    width = len(addr)
+    at = packed.find(addr)
+    while at >= 0 and at % width:
+        at = packed.find(addr, at + 1)
+    return packed if at < 0 else packed[:at] + packed[at + width :]
 
 
 class Tracker:
@@ -352,29 +377,34 @@ class Tracker:
         if numwant == 0:
             return b"", b""
         groups = swarm.groups
-        candidates: list[list[_Peer]] = []
-        if ipv4:
-            candidates.append(groups[0])
-            if not seeder:
-                candidates.append(groups[1])
-        if ipv6:
-            candidates.append(groups[2])
-            if not seeder:
-                candidates.append(groups[3])
-        total = sum(len(members) for members in candidates)
+        wanted = (0,) if seeder else (0, 1)
+        wanted6 = (2,) if seeder else (2, 3)
+        selected = (wanted if ipv4 else ()) + (wanted6 if ipv6 else ())
+        total = sum(len(groups[g]) for g in selected)
         if total == 0:
             return b"", b""
-        chosen: list[_Peer]
         if total <= numwant + 1:
-            chosen = [p for members in candidates for p in members]
-        else:
-            chosen = []
-            for index in self._random.sample(range(total), numwant + 1):
-                for members in candidates:
-                    if index < len(members):
-                        chosen.append(members[index])
-                        break
-                    index -= len(members)
+            # Everyone but the client: the groups' joined addresses, the client cut out.
+            parts = {g: swarm.packed_group(g) for g in selected}
+            own = swarm.peers.get(addr)
+            if own is not None and own.group in parts:
+                parts[own.group] = _without(parts[own.group], addr)
+            peers4 = b"".join([parts[g] for g in selected if g < 2])
+            peers6 = b"".join([parts[g] for g in selected if g >= 2])
+            if len(peers4) // 6 + len(peers6) // 18 > numwant:
+                if peers6:
+                    peers6 = peers6[:-18]
+                else:
+                    peers4 = peers4[:-6]
+            return peers4, peers6
+        chosen: list[_Peer] = []
+        for index in self._random.sample(range(total), numwant + 1):
+            for g in selected:
+                members = groups[g]
+                if index < len(members):
+                    chosen.append(members[index])
+                    break
+                index -= len(members)
         v4 = [p.addr for p in chosen if p.group < 2 and p.addr != addr]
         v6 = [p.addr for p in chosen if p.group >= 2 and p.addr != addr]
         if len(v4) + len(v6) > numwant:
@@ -479,3 +509,35 @@ class Tracker:
             self._changed.add(infohash)
         if not swarm.peers:
             del self._swarms[infohash]
+
+
+async def maintain(
+    tracker: Tracker,
+    store: Callable[[dict[bytes, SwarmUpdate]], Awaitable[None]],
+    *,
+    every: float = 60.0,
+) -> None:
+    """Expire peers and hand changed stats to `store` (the catalogue) every `every`
+    seconds, until cancelled. A failing `store` loses nothing: its updates are
+    merged into the next round."""
+    pending: dict[bytes, SwarmUpdate] = {}
+    while True:
+        await asyncio.sleep(every)
+        tracker.expire()
+        for infohash, update in tracker.drain_changed().items():
+            earlier = pending.get(infohash)
+            if earlier is not None:
+                update = SwarmUpdate(
+                    update.seeders,
+                    update.leechers,
+                    update.newly_completed + earlier.newly_completed,
+                )
+            pending[infohash] = update
+        if not pending:
+            continue
+        try:
+            await store(pending)
+        except Exception:
+            logger.exception("storing swarm stats failed; retrying with the next round")
+            continue
+        pending = {}

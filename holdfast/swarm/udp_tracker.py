@@ -132,9 +132,7 @@ class UDPTrackerProtocol(asyncio.DatagramProtocol):
             transport.sendto(reply, addr)
             return
         if not self.connection_ids.check(connection_id, ip):
-            transport.sendto(
-                error_packet(transaction_id, "invalid connection id", len(data)), addr
-            )
+            transport.sendto(error_packet(transaction_id, "invalid connection id", len(data)), addr)
             return
         if action == ACTION_ANNOUNCE:
             transport.sendto(self._announce(data, transaction_id, ip), addr)

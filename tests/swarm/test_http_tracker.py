@@ -197,21 +197,20 @@ def test_other_methods_and_paths() -> None:
     assert "address" in failure(body)
 
 
-def test_wrapped_app_gets_everything_else() -> None:
-    """Mounted ahead of the web framework: tracker paths never reach it."""
+def web_app(reached: list[str]) -> Any:
     from fastapi import FastAPI
 
     web = FastAPI()
-    reached: list[str] = []
 
     @web.get("/{path:path}")
     async def anything(path: str) -> dict[str, str]:
         reached.append(path)
         return {"page": path}
 
-    infohash = os.urandom(20)
-    app = HTTPTrackerApp(web, tracker=Tracker(is_allowed=AllowList([infohash])))
+    return web
 
+
+def page_and_announce(app: Any, infohash: bytes) -> tuple[httpx.Response, httpx.Response]:
     async def go() -> tuple[httpx.Response, httpx.Response]:
         transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
@@ -219,7 +218,22 @@ def test_wrapped_app_gets_everything_else() -> None:
             tracker = await client.get("/announce?" + announce_query(infohash, 6881).decode())
             return page, tracker
 
-    page, announce = run(go())
+    return run(go())
+
+
+@pytest.mark.parametrize("how", ["wrapping", "middleware"])
+def test_the_web_app_gets_everything_else(how: str) -> None:
+    """Mounted ahead of the web framework: tracker paths never reach it."""
+    reached: list[str] = []
+    infohash = os.urandom(20)
+    tracker = Tracker(is_allowed=AllowList([infohash]))
+    web = web_app(reached)
+    if how == "wrapping":
+        app = HTTPTrackerApp(web, tracker=tracker)
+    else:
+        web.add_middleware(HTTPTrackerApp, tracker=tracker)
+        app = web
+    page, announce = page_and_announce(app, infohash)
     assert page.json() == {"page": "datasets"} and reached == ["datasets"]
     assert bencode.decode(announce.content)[b"complete"] == 1
 

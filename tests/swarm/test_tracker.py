@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import pytest
@@ -14,6 +15,7 @@ from holdfast.swarm.tracker import (
     SwarmUpdate,
     Tracker,
     allow_all,
+    maintain,
     pack_ip,
 )
 
@@ -225,3 +227,29 @@ def test_settings_are_checked() -> None:
         Tracker(is_allowed=allow_all, interval=100, min_interval=10, peer_expiry=50)
     with pytest.raises(ValueError, match="positive"):
         Tracker(is_allowed=allow_all, max_swarms=0)
+
+
+def test_maintain_expires_peers_and_hands_changes_to_the_catalogue() -> None:
+    clock = Clock()
+    infohash = os.urandom(20)
+    tracker = Tracker(is_allowed=allow_all, interval=100, min_interval=10, clock=clock)
+    stored: list[dict[bytes, SwarmUpdate]] = []
+    failures = [True]
+
+    async def store(updates: dict[bytes, SwarmUpdate]) -> None:
+        if failures.pop(0) if failures else False:
+            raise RuntimeError("database is locked")
+        stored.append(dict(updates))
+
+    async def go() -> None:
+        task = asyncio.ensure_future(maintain(tracker, store, every=0.05))
+        tracker.announce(infohash, LOCAL, 1, left=1)
+        tracker.announce(infohash, LOCAL, 1, left=0, event=Event.COMPLETED)
+        await asyncio.sleep(0.2)  # the first store fails, the next gets it all
+        clock.now += 1000
+        await asyncio.sleep(0.2)
+        task.cancel()
+
+    asyncio.run(go())
+    assert stored == [{infohash: SwarmUpdate(1, 0, 1)}, {infohash: SwarmUpdate(0, 0, 0)}]
+    assert tracker.peer_count == 0
