@@ -153,6 +153,7 @@ class Torrent:
     __slots__ = (
         "_aligned_offsets",
         "_stream_size",
+        "canonical",
         "collections",
         "comment",
         "created_by",
@@ -176,6 +177,7 @@ class Torrent:
         self,
         *,
         info_bytes: bytes,
+        canonical: bool,
         infohash_v1: str | None,
         infohash_v2: str | None,
         name: str,
@@ -195,6 +197,9 @@ class Torrent:
         collections: list[str],
     ) -> None:
         self.info_bytes = info_bytes
+        #: the file is canonical bencoding (False for files libtorrent reads
+        #: despite unsorted keys, leading zeros or bytes after the end)
+        self.canonical = canonical
         self.infohash_v1 = infohash_v1
         self.infohash_v2 = infohash_v2
         self.name = name

@@ -152,22 +152,21 @@ class _Parser:
 
     # -- bencoding -----------------------------------------------------------
 
-    def _decode(self) -> tuple[dict[bytes, Any], bytes, list[bencode.Irregularity]]:
-        """Root dict, exact info-dict bytes, irregularities inside the info dict."""
+    def _decode(self) -> tuple[dict[bytes, Any], bytes, list[bencode.Irregularity], bool]:
+        """Root dict, exact info-dict bytes, irregularities inside the info dict, canonical?"""
         data = self.data
         try:
             root = bencode.decode(data, max_size=self.max_size)
-        except BencodeError as exc:
+        except BencodeError:
             if self.strict:
                 raise
-            first_error = exc
         else:
             if not isinstance(root, dict):
                 raise TorrentError("a torrent file must be a dictionary")
             info = root.get(b"info")
             if not isinstance(info, dict):
                 raise TorrentError("torrent has no info dictionary")
-            return root, data[self._canonical_span(root, b"info")], []
+            return root, data[self._canonical_span(root, b"info")], [], True
 
         result = bencode.decode_tolerant(data, max_size=self.max_size)
         root = result.value
@@ -177,8 +176,7 @@ class _Parser:
             raise TorrentError("torrent has no info dictionary")
         start, end = result.spans[b"info"]
         inside = [i for i in result.irregularities if start <= i.offset < end and i.refused_in_v2]
-        del first_error
-        return root, data[start:end], inside
+        return root, data[start:end], inside, False
 
     def _canonical_span(self, root: dict[bytes, Any], key: bytes) -> slice:
         # Canonical bencoding re-encodes byte for byte, so the span of one value
@@ -197,7 +195,7 @@ class _Parser:
     # -- the torrent ---------------------------------------------------------
 
     def run(self) -> Torrent:
-        root, info_bytes, irregular = self._decode()
+        root, info_bytes, irregular, canonical = self._decode()
         info: dict[bytes, Any] = root[b"info"]
         if not info_bytes.startswith(b"d") or not info_bytes.endswith(b"e"):
             raise TorrentError("the info dictionary is not valid bencoding")
@@ -317,6 +315,7 @@ class _Parser:
 
         return Torrent(
             info_bytes=info_bytes,
+            canonical=canonical,
             infohash_v1=sha1_hex,
             infohash_v2=sha256,
             name=name,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +126,17 @@ def test_structurally_mutated_torrents(seed: bytes, draw: st.DataObject) -> None
     else:
         info[key] = draw.draw(VALUES)
     check(bencode.encode(meta))
+
+
+def test_fuzz_benchmark_short_run() -> None:
+    """CI runs the fuzzing benchmark briefly: it must find no crash."""
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "fuzz_torrents.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--count", "3000", "--seed", "11", "--no-speed"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "| 3,000 |" in result.stdout

@@ -65,6 +65,7 @@ def test_v1_multi_file_model() -> None:
         announce=b"http://t1/announce",
     )
     t = parse_torrent(data)
+    assert t.canonical is True
     info_bytes = bencode.encode(v1_info(private=1))
     assert t.info_bytes == info_bytes
     assert t.infohash_v1 == hashlib.sha1(info_bytes).hexdigest()
@@ -160,6 +161,7 @@ def test_unsorted_v1_info_is_accepted_and_hashed_as_found() -> None:
     t = parse_torrent(data)
     assert t.info_bytes == info
     assert t.infohash_v1 == hashlib.sha1(info).hexdigest() == libtorrent_view(data).infohash_v1
+    assert t.canonical is False
     with pytest.raises(TorrentError, match="unsorted dictionary key"):
         parse_torrent(data, strict=True)
 
