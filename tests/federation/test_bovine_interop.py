@@ -96,3 +96,33 @@ def test_object_proofs_both_ways(instance_keys: InstanceKeys) -> None:
         instance_keys.verification_method, instance_keys.ed25519_private
     ).sign_document(document)
     assert verify_proof(theirs).public_key_multibase == instance_keys.public_key_multibase
+
+
+def test_fetch_with_query_signed_as_bovine_checks_it(instance_keys: InstanceKeys) -> None:
+    async def retrieve(key_id: str) -> CryptographicIdentifier | None:
+        return CryptographicIdentifier.from_pem(instance_keys.rsa_public_pem, ACTOR)
+
+    checker = SignatureChecker(retrieve)
+    url = "https://b.example/outbox?page=2"
+
+    def check(sign_query: bool) -> str | None:
+        headers = sign_request(
+            "GET", url, private_key=instance_keys.rsa_private, key_id=KEY_ID, sign_query=sign_query
+        )
+        lowered = {name.lower(): value for name, value in headers.items()}
+        return asyncio.run(checker.validate_signature("get", url, lowered, None))
+
+    # bovine, like Mastodon, checks the path without the query string.
+    assert check(sign_query=False) == ACTOR
+    assert check(sign_query=True) is None
+
+    async def resolve(key_id: str, *, refresh: bool) -> ResolvedKey | None:
+        return ResolvedKey(KEY_ID, ACTOR, instance_keys.rsa_public)
+
+    # We accept both forms of a fetch.
+    for sign_query in (True, False):
+        headers = sign_request(
+            "GET", url, private_key=instance_keys.rsa_private, key_id=KEY_ID, sign_query=sign_query
+        )
+        verified = asyncio.run(verify_request(HttpRequest.build("GET", url, headers), resolve))
+        assert verified.owner == ACTOR
