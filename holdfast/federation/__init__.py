@@ -5,11 +5,15 @@ This package holds the parts that need neither the database nor the web app:
 - `keys`: an instance's RSA key (HTTP signatures) and Ed25519 key (object proofs,
   exposed as a `did:key`).
 - `httpsig`: signing outgoing requests (draft-cavage, as Mastodon expects) and
-  verifying incoming ones (draft-cavage and RFC 9421).
-- `proofs`: FEP-8b32 object integrity proofs with the `eddsa-jcs-2022` cryptosuite.
+  verifying incoming ones (draft-cavage and RFC 9421); `httpmessage`, `rfc9421`
+  and `structured_fields` are its parts.
+- `proofs`: FEP-8b32 object integrity proofs with the `eddsa-jcs-2022` cryptosuite,
+  over JSON read strictly by `strictjson`.
 - `documents` and `discovery`: the ActivityStreams, WebFinger and NodeInfo documents.
 - `netguard` and `fetch`: outbound requests that never reach private addresses.
 - `contexts`: the JSON-LD contexts we use, bundled so they are never fetched.
+
+`holdfast verify URL-or-file` (`holdfast.cli.verify`) checks proofs from the shell.
 
 Errors form one small tree (see `errors`)::
 
