@@ -174,7 +174,8 @@ class _Worker:
                     for old in list(fds):
                         os.close(fds.pop(old))
                     try:
-                        fd = os.open(path, os.O_RDONLY)
+                        # never through a symlink: only the files we listed are read
+                        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
                     except OSError as exc:
                         raise TorrentError(f"cannot read {path}: {exc.strerror}") from None
                     fds[file_index] = fd

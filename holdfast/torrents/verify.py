@@ -49,11 +49,24 @@ def data_root(torrent: Torrent, data_path: str | os.PathLike[str]) -> Path:
     raise TorrentError(f"cannot find {top!r} in or at {path}")
 
 
-def _inside(save_path: Path, relative: str) -> Path:
-    # Torrent paths are cleaned when parsed; refuse anyway if one would escape.
-    target = save_path.joinpath(*relative.split("/"))
-    if ".." in relative.split("/") or not target.is_relative_to(save_path):
+def _inside(save_path: Path, real_root: Path, relative: str) -> Path | None:
+    """The file for ``relative``, or None if it is not a regular file inside the folder.
+
+    Torrent paths are cleaned when parsed; a folder on disk that is a symlink
+    to somewhere else is still refused, so verifying never reads outside.
+    """
+    parts = relative.split("/")
+    if ".." in parts or "" in parts:
         raise TorrentError(f"path {relative!r} leaves the download folder")
+    target = save_path.joinpath(*parts)
+    try:
+        st = target.lstat()
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    if not target.parent.resolve().is_relative_to(real_root):
+        return None
     return target
 
 
@@ -75,13 +88,10 @@ def verify_data(
     files = torrent.files
     stream_files: list[StreamFile] = []
     missing: set[int] = set()
+    real_root = save_path.resolve()
     for i, f in enumerate(files):
-        target = _inside(save_path, f.path)
-        try:
-            st = target.lstat()
-        except OSError:
-            st = None
-        if st is None or not stat.S_ISREG(st.st_mode) or st.st_size != f.size:
+        target = _inside(save_path, real_root, f.path)
+        if target is None or target.stat().st_size != f.size:
             missing.add(i)
             result.missing_files.append(f.path)
             stream_files.append(StreamFile(None, f.size))

@@ -296,3 +296,22 @@ def test_verify_refuses_unknown_location(dataset: Path, tmp_path: Path) -> None:
     t = create_torrent(dataset).torrent
     with pytest.raises(TorrentError, match="cannot find"):
         verify_data(t, tmp_path / "elsewhere")
+
+
+def test_verify_never_reads_through_symlinks(tmp_path: Path) -> None:
+    root = tmp_path / "downloads" / "d"
+    write(root / "sub" / "x", 100, 1)
+    write(root / "y", 100, 2)
+    t = create_torrent(root).torrent
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "sub").mkdir(parents=True)
+    (elsewhere / "sub" / "x").write_bytes((root / "sub" / "x").read_bytes())
+    (tmp_path / "y-copy").write_bytes((root / "y").read_bytes())
+    (root / "sub" / "x").unlink()
+    (root / "sub").rmdir()
+    (root / "sub").symlink_to(elsewhere / "sub")  # a folder pointing outside
+    (root / "y").unlink()
+    (root / "y").symlink_to(tmp_path / "y-copy")  # a file pointing outside
+    result = verify_data(t, tmp_path / "downloads")
+    assert result.missing_files == ["d/sub/x", "d/y"]
+    assert not result.ok
