@@ -166,6 +166,23 @@ def torf(path: Path, piece_length: int) -> Callable[[], object]:
     return run
 
 
+_MEMORY_PROBE = """
+import resource, sys
+from holdfast.torrents import create_torrent
+start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+create_torrent(sys.argv[1], version="hybrid", piece_length=1 << 20)
+print(start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def peak_memory(path: Path) -> tuple[int, int]:
+    """(RSS after imports, peak RSS) in KiB of a fresh process making a hybrid torrent."""
+    out = subprocess.run(
+        [sys.executable, "-c", _MEMORY_PROBE, str(path)], check=True, capture_output=True, text=True
+    ).stdout.split()
+    return int(out[0]), int(out[1])
+
+
 def have_module(name: str) -> bool:
     import importlib.util
 
@@ -183,6 +200,10 @@ def main() -> int:
         metavar="SECONDS",
         help="first wait up to this long for the load average to drop below 0.5",
     )
+    parser.add_argument(
+        "--memory", action=argparse.BooleanOptionalAction, default=True,
+        help="also measure peak memory on 1 GiB and a sparse 8 GiB file",
+    )  # fmt: skip
     args = parser.parse_args()
     big, small = prepare(args.dir)
     out = args.dir / "out.torrent"
@@ -248,6 +269,17 @@ def main() -> int:
             ratio = f"{ref[0] / wall:.2f}" if ref else ""
             cells += [f"{wall:.3f}", f"{sizes[label] / wall / 1e9:.2f}", ratio, f"{cpu:.2f}"]
         print(f"| {name} | " + " | ".join(cells) + " |")
+    if args.memory:
+        sparse = args.dir / "sparse" / "eight-gib.bin"
+        sparse.parent.mkdir(parents=True, exist_ok=True)
+        with open(sparse, "wb") as fh:
+            fh.truncate(8 * GiB)
+        print()
+        print("| holdfast hybrid, 1 MiB pieces | RSS after imports | peak RSS |")
+        print("|---|---:|---:|")
+        for label, path in (("1 GiB file", big), ("8 GiB file (sparse)", sparse)):
+            start, peak = peak_memory(path)
+            print(f"| {label} | {start / 1024:.0f} MiB | {peak / 1024:.0f} MiB |")
     return 0
 
 
