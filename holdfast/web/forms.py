@@ -108,17 +108,33 @@ def see_other(url: str) -> RedirectResponse:
 
 
 def validation_fields(exc: ValidationError) -> dict[str, str]:
-    """Pydantic errors keyed by the form field they belong to ('tags.2' -> 'tags')."""
+    """Pydantic errors keyed by the form field they belong to ('tags.2' -> 'tags'),
+    worded for people rather than programmers."""
     fields: dict[str, str] = {}
     for error in exc.errors():
         loc = error.get("loc") or ("form",)
         name = str(loc[0])
-        message = str(error.get("msg", "invalid"))
-        message = message.removeprefix("Value error, ")
+        message = friendly_message(error)
         if len(loc) > 1 and isinstance(loc[1], int):
             message = f"item {loc[1] + 1}: {message}"
         fields.setdefault(name, message)
     return fields
+
+
+def friendly_message(error: Any) -> str:
+    kind = error.get("type", "")
+    ctx = error.get("ctx") or {}
+    if kind == "string_too_short" and ctx.get("min_length") == 1:
+        return "required"
+    if kind == "string_too_long":
+        return f"at most {ctx.get('max_length')} characters"
+    if kind == "too_long":
+        return f"at most {ctx.get('max_length')} items"
+    if kind == "string_pattern_mismatch":
+        return "lowercase letters, digits and -, starting with a letter or digit"
+    if kind == "enum":
+        return f"choose one of {ctx.get('expected', 'the listed values')}"
+    return str(error.get("msg", "invalid")).removeprefix("Value error, ")
 
 
 def split_lines(text: str) -> list[str]:

@@ -70,9 +70,10 @@ def _list_diff(before: list[Any], after: list[Any]) -> Markup:
 
 
 def _value_diff(before: Any, after: Any) -> Markup:
-    return Markup(  # noqa: S704 - both values are escaped
-        f"<del>- {escape(str(before))}</del>\n<ins>+ {escape(str(after))}</ins>"
-    )
+    added = f"<ins>+ {escape(str(after))}</ins>"
+    if before is None or before == "":
+        return Markup(added)  # noqa: S704 - escaped
+    return Markup(f"<del>- {escape(str(before))}</del>\n{added}")  # noqa: S704 - escaped
 
 
 def diff_versions(older: dict[str, Any] | None, newer: dict[str, Any]) -> list[FieldChange]:
@@ -88,7 +89,7 @@ def diff_versions(older: dict[str, Any] | None, newer: dict[str, Any]) -> list[F
         elif field == "description":
             diff = _text_diff(str(before or ""), str(after or ""))
         else:
-            diff = _value_diff(before if before is not None else "", after)
+            diff = _value_diff(before, after)
         changes.append(FieldChange(field, label, diff))
     return changes
 
