@@ -29,6 +29,7 @@ import random
 import select
 import shutil
 import socket
+import statistics
 import struct
 import subprocess
 import sys
@@ -359,8 +360,9 @@ def measure(pid: int, load: Callable[[], Run]) -> tuple[Run, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=4.0, help="time bound per row")
+    parser.add_argument("--seconds", type=float, default=3.0, help="time bound per row")
     parser.add_argument("--count", type=int, default=200_000, help="announce bound per row")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds (medians are reported)")
     parser.add_argument("--swarms", type=int, default=1000, help="distinct infohashes")
     parser.add_argument("--peers", type=int, default=20, help="distinct peers per swarm")
     args = parser.parse_args()
@@ -373,50 +375,64 @@ def main() -> None:
     ]
     rng.shuffle(announces)
     bound = {"count": args.count, "seconds": args.seconds}
-    rows: list[tuple[str, str, Run, float]] = []
-    requests_close = http_requests(announces, keepalive=False)
-    requests_keep = http_requests(announces, keepalive=True)
+    close = http_requests(announces, keepalive=False)
+    keep = http_requests(announces, keepalive=True)
+    results: dict[tuple[str, str], list[tuple[Run, float]]] = {}
 
-    with opentracker(infohashes) as (pid, port):
+    with opentracker(infohashes) as (ot_pid, ot), embedded(infohashes) as (pid, udp, http, asgi):
         # Fill the swarms once, so every row answers from full swarms.
-        udp_load(("127.0.0.1", port), announces, count=len(announces), seconds=10)
-        run, cpu = measure(pid, lambda: udp_load(("127.0.0.1", port), announces, **bound))
-        rows.append(("opentracker", "UDP", run, cpu))
-        run, cpu = measure(
-            pid,
-            lambda: http_load(("127.0.0.1", port), requests_close, keepalive=False, **bound),
-        )
-        rows.append(("opentracker", "HTTP, connection per announce", run, cpu))
-
-    with embedded(infohashes) as (pid, udp, http, asgi):
-        udp_load(("127.0.0.1", udp), announces, count=len(announces), seconds=10)
-        run, cpu = measure(pid, lambda: udp_load(("127.0.0.1", udp), announces, **bound))
-        rows.append(("holdfast", "UDP", run, cpu))
+        for port in (ot, udp):
+            udp_load(("127.0.0.1", port), announces, count=len(announces), seconds=10)
+        rows: list[tuple[str, str, int, Callable[[], Run]]] = [
+            ("opentracker", "UDP", ot_pid, lambda: udp_load(("127.0.0.1", ot), announces, **bound)),
+            ("holdfast", "UDP", pid, lambda: udp_load(("127.0.0.1", udp), announces, **bound)),
+            (
+                "opentracker",
+                "HTTP, connection per announce",
+                ot_pid,
+                lambda: http_load(("127.0.0.1", ot), close, keepalive=False, **bound),
+            ),
+        ]
         for label, port in (("dedicated listener", http), ("ASGI app under uvicorn", asgi)):
-            run, cpu = measure(
-                pid,
-                lambda port=port: http_load(
-                    ("127.0.0.1", port), requests_close, keepalive=False, **bound
-                ),
+            rows.append(
+                (
+                    "holdfast",
+                    f"HTTP {label}, connection per announce",
+                    pid,
+                    lambda port=port: http_load(
+                        ("127.0.0.1", port), close, keepalive=False, **bound
+                    ),
+                )
             )
-            rows.append(("holdfast", f"HTTP {label}, connection per announce", run, cpu))
-            run, cpu = measure(
-                pid,
-                lambda port=port: http_load(
-                    ("127.0.0.1", port), requests_keep, keepalive=True, **bound
-                ),
+            rows.append(
+                (
+                    "holdfast",
+                    f"HTTP {label}, keep-alive",
+                    pid,
+                    lambda port=port: http_load(
+                        ("127.0.0.1", port), keep, keepalive=True, **bound
+                    ),
+                )
             )
-            rows.append(("holdfast", f"HTTP {label}, keep-alive", run, cpu))
+        # Rows alternate within each round, so a busy moment on the machine does
+        # not land on one tracker only.
+        for _ in range(args.rounds):
+            for name, transport, process, load in rows:
+                results.setdefault((name, transport), []).append(measure(process, load))
 
     print(
-        f"{args.swarms} swarms x {args.peers} peers, bounds {args.count} announces / "
-        f"{args.seconds:g} s per row, Python {sys.version.split()[0]}\n"
+        f"{args.swarms} swarms x {args.peers} peers; each row: median of {args.rounds} runs "
+        f"bounded by {args.count} announces / {args.seconds:g} s; Python {sys.version.split()[0]}\n"
     )
     print("| tracker | transport | announces/s | errors | tracker CPU µs/announce |")
     print("|---|---|---:|---:|---:|")
-    for name, transport, run, cpu in rows:
-        per = cpu / run.answered * 1e6 if run.answered else float("nan")
-        print(f"| {name} | {transport} | {run.rate:,.0f} | {run.errors} | {per:.1f} |")
+    for (name, transport), runs in results.items():
+        rate = statistics.median(run.rate for run, _ in runs)
+        errors = sum(run.errors for run, _ in runs)
+        per = statistics.median(
+            cpu / run.answered * 1e6 if run.answered else float("nan") for run, cpu in runs
+        )
+        print(f"| {name} | {transport} | {rate:,.0f} | {errors} | {per:.1f} |")
 
 
 if __name__ == "__main__":

@@ -191,6 +191,16 @@ class _Swarm:
             last.slot = peer.slot
 
 
+# The groups to draw peers from: (seeder, want IPv4, want IPv6) -> groups.
+# Seeders are given only leechers.
+_SELECTED = {
+    (seeder, ipv4, ipv6): ((0,) if seeder else (0, 1)) * ipv4 + ((2,) if seeder else (2, 3)) * ipv6
+    for seeder in (False, True)
+    for ipv4 in (False, True)
+    for ipv6 in (False, True)
+}
+
+
 def _without(packed: bytes, addr: bytes) -> bytes:
     """`packed` (compact addresses) without `addr`."""
     width = len(addr)
@@ -377,20 +387,25 @@ class Tracker:
         if numwant == 0:
             return b"", b""
         groups = swarm.groups
-        wanted = (0,) if seeder else (0, 1)
-        wanted6 = (2,) if seeder else (2, 3)
-        selected = (wanted if ipv4 else ()) + (wanted6 if ipv6 else ())
-        total = sum(len(groups[g]) for g in selected)
+        selected = _SELECTED[seeder, ipv4, ipv6]
+        total = 0
+        for g in selected:
+            total += len(groups[g])
         if total == 0:
             return b"", b""
         if total <= numwant + 1:
             # Everyone but the client: the groups' joined addresses, the client cut out.
-            parts = {g: swarm.packed_group(g) for g in selected}
             own = swarm.peers.get(addr)
-            if own is not None and own.group in parts:
-                parts[own.group] = _without(parts[own.group], addr)
-            peers4 = b"".join([parts[g] for g in selected if g < 2])
-            peers6 = b"".join([parts[g] for g in selected if g >= 2])
+            own_group = own.group if own is not None else -1
+            parts4: list[bytes] = []
+            parts6: list[bytes] = []
+            for g in selected:
+                packed = swarm.packed_group(g)
+                if g == own_group:
+                    packed = _without(packed, addr)
+                (parts4 if g < 2 else parts6).append(packed)
+            peers4 = b"".join(parts4)
+            peers6 = b"".join(parts6)
             if len(peers4) // 6 + len(peers6) // 18 > numwant:
                 if peers6:
                     peers6 = peers6[:-18]
