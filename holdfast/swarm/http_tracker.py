@@ -281,6 +281,16 @@ class _TrackerConnection(asyncio.Protocol):
         if self.idle is not None:
             self.idle.cancel()
 
+    # A client that pipelines requests but does not read the answers must not make
+    # us buffer answers without limit: stop reading until it catches up.
+    def pause_writing(self) -> None:
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
     def data_received(self, data: bytes) -> None:
         transport = self.transport
         if transport is None or transport.is_closing():

@@ -347,12 +347,19 @@ class Scraper:
         return dict(zip(urls, outcomes, strict=True))
 
     async def scrape(
-        self, url: str, infohashes: Sequence[bytes], *, multi_scrape: bool | None = None
+        self,
+        url: str,
+        infohashes: Sequence[bytes],
+        *,
+        multi_scrape: bool | None = None,
+        deadline: float | None = None,
     ) -> ScrapeOutcome:
         """Scrape one tracker for these swarms (v1 or v2 infohashes).
 
         `multi_scrape` is what is known about the tracker's multi-hash HTTP scrape
-        (TrackerState.multi_scrape); None finds out.
+        (TrackerState.multi_scrape); None finds out. `deadline` bounds the whole
+        scrape in seconds (a job holding a lock must finish in time): past it, the
+        outcome is a TIMEOUT with the stats gathered so far.
         """
         keys = list(dict.fromkeys(swarm_key(infohash) for infohash in infohashes))
         if not keys:
@@ -362,18 +369,10 @@ class Scraper:
         started = time.perf_counter()
         async with self._trackers:
             try:
-                if len(url) > MAX_URL_LENGTH:
-                    raise ScrapeError(ScrapeFailure.UNSUPPORTED, "the tracker URL is too long")
-                parts = urlsplit(url)
-                scheme = parts.scheme.lower()
-                if scheme == "udp":
-                    await self._scrape_udp(parts.hostname, parts.port, keys, progress)
-                elif scheme in ("http", "https"):
-                    await self._scrape_http(scrape_url(url), keys, multi_scrape, progress)
-                else:
-                    raise ScrapeError(
-                        ScrapeFailure.UNSUPPORTED, f"cannot scrape {scheme or 'this'} trackers"
-                    )
+                async with asyncio.timeout(deadline):
+                    await self._scrape_one(url, keys, multi_scrape, progress)
+            except TimeoutError:
+                error = ScrapeError(ScrapeFailure.TIMEOUT, f"not finished within {deadline} s")
             except ScrapeError as exc:
                 error = exc
             except ResolutionFailed as exc:
@@ -390,6 +389,22 @@ class Scraper:
             progress.min_interval,
             time.perf_counter() - started,
         )
+
+    async def _scrape_one(
+        self, url: str, keys: list[bytes], multi_scrape: bool | None, progress: _Progress
+    ) -> None:
+        if len(url) > MAX_URL_LENGTH:
+            raise ScrapeError(ScrapeFailure.UNSUPPORTED, "the tracker URL is too long")
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        if scheme == "udp":
+            await self._scrape_udp(parts.hostname, parts.port, keys, progress)
+        elif scheme in ("http", "https"):
+            await self._scrape_http(scrape_url(url), keys, multi_scrape, progress)
+        else:
+            raise ScrapeError(
+                ScrapeFailure.UNSUPPORTED, f"cannot scrape {scheme or 'this'} trackers"
+            )
 
     # --- UDP
 

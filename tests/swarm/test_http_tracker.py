@@ -11,6 +11,7 @@ from urllib.parse import quote_from_bytes
 import httpx
 import pytest
 
+from holdfast.swarm import http_tracker
 from holdfast.swarm.http_tracker import HTTPTrackerApp, TrackerHTTPHandler, start_http_tracker
 from holdfast.swarm.tracker import AllowList, SwarmStats, Tracker, allow_all, pack_ip
 from holdfast.torrents import bencode
@@ -327,6 +328,52 @@ def test_listener_refuses_what_is_not_a_tracker_request(
     assert data.split(b" ")[1] == status
     assert b"Connection: close" in data
     assert tracker.swarm_count == 0
+
+
+def test_listener_answers_a_flood_of_pipelined_requests_read_late(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Reading pauses while answers pile up unread, and resumes: none is lost."""
+    infohash = os.urandom(20)
+    tracker = Tracker(is_allowed=AllowList([infohash]))
+    count = 3000
+    pauses: list[int] = []
+    pause = http_tracker._TrackerConnection.pause_writing
+
+    def counting_pause(self: Any) -> None:
+        pauses.append(1)
+        pause(self)
+
+    monkeypatch.setattr(http_tracker._TrackerConnection, "pause_writing", counting_pause)
+
+    async def go() -> bytes:
+        server = await start_http_tracker(tracker, "127.0.0.1", 0)
+        # Small socket buffers on both ends, so unread answers back up into ours.
+        server.sockets[0].setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        port = server.sockets[0].getsockname()[1]
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", port))
+        sock.setblocking(False)
+        try:
+            reader, writer = await asyncio.open_connection(sock=sock)
+            request = b"GET /scrape?info_hash=%s HTTP/1.1\r\n\r\n" % q(infohash).encode()
+            writer.write(request * count + b"GET /scrape HTTP/1.1\r\nConnection: close\r\n\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.5)  # answers pile up unread
+            data = await asyncio.wait_for(reader.read(), 10)
+            writer.close()
+            return data
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    answers = responses(run(go()))
+    assert pauses
+    assert len(answers) == count + 1
+    assert all(status == b"HTTP/1.1 200 OK" for status, _ in answers)
+    assert bencode.decode(answers[0][1])[b"files"][infohash][b"complete"] == 0
+    assert "full scrape" in failure(answers[-1][1])
 
 
 def test_listener_closes_idle_connections_and_caps_their_number() -> None:

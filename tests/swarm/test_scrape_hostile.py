@@ -479,3 +479,30 @@ def test_scraper_options_are_checked() -> None:
     with pytest.raises(ValueError, match="positive"):
         asyncio.run(make(max_trackers=0))
     assert parse_query(b"/scrape?a=1") == {"a": "1"}
+
+
+def test_a_deadline_bounds_the_whole_scrape_and_keeps_what_was_answered() -> None:
+    hashes = [os.urandom(20) for _ in range(4)]
+
+    async def body(scraper: Scraper) -> ScrapeOutcome:
+        async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            target = (await reader.readuntil(b"\r\n\r\n")).split(b" ")[1]
+            wanted = requested_infohashes(target)
+            if wanted[0] != hashes[0]:
+                await asyncio.sleep(5)  # every batch but the first hangs
+            writer.write(http_response(scrape_body(dict.fromkeys(wanted, (1, 0, 0)))))
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(slow, "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/announce"
+        try:
+            return await scraper.scrape(url, hashes, multi_scrape=False, deadline=0.5)
+        finally:
+            server.close()
+
+    outcome = run(body)
+    assert outcome.error is not None and outcome.error.kind == ScrapeFailure.TIMEOUT
+    assert "0.5 s" in outcome.error.message
+    assert outcome.stats == {hashes[0]: SwarmStats(1, 0, 0)}
+    assert outcome.elapsed < 2
