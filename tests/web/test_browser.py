@@ -194,6 +194,12 @@ def test_register_publish_approve_find_download(chromium, make_settings, tmp_pat
         public.go(f"/uploads/{v2}")
         public.audit("upload")
         assert public.page.locator("figure.chart svg").count() == 1
+        # Into a folder of the file list: HTMX swaps the list, the page stays.
+        public.page.evaluate("window.stayed = true")
+        public.page.locator("#files tr.folder a", has_text="data").click()
+        public.page.get_by_text("1 file in sst-daily/data/").wait_for()
+        assert public.page.evaluate("window.stayed === true")
+        assert "values.csv" in public.page.locator("#files").inner_text()
 
         # --- download the .torrent and check it with libtorrent
         with public.page.expect_download() as download:
