@@ -218,7 +218,7 @@ def _file_tree(
 ) -> dict[bytes, Any]:
     tree: dict[bytes, Any] = {}
     for f, root in zip(files, roots, strict=True):
-        components = [f.path.name] if single else list(f.components)
+        components = [os.path.basename(f.path)] if single else list(f.components)
         node = tree
         for c in components[:-1]:
             node = node.setdefault(c.encode("utf-8"), {})

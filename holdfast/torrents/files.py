@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,9 +42,12 @@ JUNK_DIRS: tuple[str, ...] = (
 )
 
 
+_JUNK_FILE = re.compile("|".join(fnmatch.translate(p) for p in JUNK_FILES))
+_JUNK_DIR = re.compile("|".join(fnmatch.translate(p) for p in JUNK_DIRS))
+
+
 def is_junk(name: str, *, directory: bool = False) -> bool:
-    patterns = JUNK_DIRS if directory else JUNK_FILES
-    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+    return (_JUNK_DIR if directory else _JUNK_FILE).match(name) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +56,8 @@ class SourceFile:
 
     #: path components below the torrent's root (empty for a single-file torrent)
     components: tuple[str, ...]
-    path: Path
+    #: where the file is on disk
+    path: str
     size: int
 
     @property
@@ -61,7 +66,7 @@ class SourceFile:
         return tuple(c.encode("utf-8") for c in self.components)
 
 
-def _check_name(name: str, where: Path) -> None:
+def _check_name(name: str, where: str | Path) -> None:
     try:
         raw = os.fsencode(name)
         raw.decode("utf-8")
@@ -87,13 +92,13 @@ def list_source_files(root: Path, *, include_junk: bool = False) -> list[SourceF
         raise TorrentError(f"cannot read {root}: {exc.strerror}") from None
     if stat.S_ISREG(st.st_mode):
         _check_name(root.name, root)
-        return [SourceFile((), root, st.st_size)]
+        return [SourceFile((), str(root), st.st_size)]
     if not stat.S_ISDIR(st.st_mode):
         raise TorrentError(f"{root} is neither a file nor a folder")
     _check_name(root.name or root.resolve().name, root)
 
     found: list[SourceFile] = []
-    stack: list[tuple[Path, tuple[str, ...]]] = [(root, ())]
+    stack: list[tuple[str, tuple[str, ...]]] = [(str(root), ())]
     while stack:
         folder, prefix = stack.pop()
         try:
@@ -107,13 +112,13 @@ def list_source_files(root: Path, *, include_junk: bool = False) -> list[SourceF
             if entry.is_dir(follow_symlinks=False):
                 if not include_junk and is_junk(name, directory=True):
                     continue
-                _check_name(name, Path(entry.path))
-                stack.append((Path(entry.path), (*prefix, name)))
+                _check_name(name, entry.path)
+                stack.append((entry.path, (*prefix, name)))
             elif entry.is_file(follow_symlinks=False):
                 if not include_junk and is_junk(name):
                     continue
-                _check_name(name, Path(entry.path))
+                _check_name(name, entry.path)
                 size = entry.stat(follow_symlinks=False).st_size
-                found.append(SourceFile((*prefix, name), Path(entry.path), size))
+                found.append(SourceFile((*prefix, name), entry.path, size))
     found.sort(key=lambda f: f.key)
     return found

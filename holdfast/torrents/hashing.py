@@ -38,7 +38,7 @@ WINDOW_SIZE = 1024 * 1024
 @dataclass(frozen=True, slots=True)
 class StreamFile:
     #: None for a file that is missing (verification reads it as zeros)
-    path: Path | None
+    path: str | Path | None
     size: int
 
 
@@ -133,7 +133,8 @@ class _Worker:
         self.files = files
         self.chunk = chunk
         self.piece_length = piece_length
-        self.window = min(piece_length, WINDOW_SIZE)
+        # a window holds whole pieces, or a whole number of windows make a piece
+        self.window = min(chunk, WINDOW_SIZE)
         self.do_v1 = do_v1
         self.local = threading.local()
         self.zeros = bytes(self.window)
@@ -217,8 +218,11 @@ class _Worker:
                 part = self._fill(view, job.parts, part, lo, hi, fds)
                 data = view[: hi - lo]
                 if self.do_v1:
-                    if window == piece_length:
-                        v1.append(sha1(data, usedforsecurity=False).digest())
+                    if piece_length <= window:
+                        v1.extend(
+                            sha1(data[k : k + piece_length], usedforsecurity=False).digest()
+                            for k in range(0, hi - lo, piece_length)
+                        )
                     else:
                         if piece_sha1 is None:
                             piece_sha1 = sha1(usedforsecurity=False)
@@ -233,16 +237,20 @@ class _Worker:
                         break
                     a = max(start, lo)
                     b = min(end, hi)
-                    blocks.extend(
-                        sha256(data[j - lo : min(j + BLOCK_SIZE, b) - lo]).digest()
-                        for j in range(a, b, BLOCK_SIZE)
-                    )
-                    if b == end or (b - start) % piece_length == 0:
-                        if small:
-                            pieces.append(merkle_root(blocks))
-                        else:
-                            pieces.append(merkle_root(blocks, width=per_piece))
-                        blocks = []
+                    while a < b:
+                        # up to the end of the file's current piece
+                        stop = min(b, start + ((a - start) // piece_length + 1) * piece_length)
+                        blocks.extend(
+                            sha256(data[j - lo : min(j + BLOCK_SIZE, stop) - lo]).digest()
+                            for j in range(a, stop, BLOCK_SIZE)
+                        )
+                        if stop == end or (stop - start) % piece_length == 0:
+                            if small:
+                                pieces.append(merkle_root(blocks))
+                            else:
+                                pieces.append(merkle_root(blocks, width=per_piece))
+                            blocks = []
+                        a = stop
                     if b < end:
                         break
                     v2.append((index, pieces))
