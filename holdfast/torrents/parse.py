@@ -34,6 +34,8 @@ _INT_MAX = 2**31 - 1
 _PAD_MARKER = "_____padding_file_"
 _PAD_MARKER_BYTES = _PAD_MARKER.encode()
 _ZERO_ROOT = bytes(32)
+# No file system holds a path this deep; refusing it keeps cleaning cheap.
+_MAX_PATH_COMPONENTS = 1000
 # Duplicate paths libtorrent renames before it gives up on a torrent.
 _MAX_DUPLICATE_PATHS = 100
 
@@ -382,7 +384,7 @@ class _Parser:
                 and 0 <= size <= _MAX_FILE_SIZE
                 and "l" not in (attr := _attr(item))
                 and type(components := item.get(b"path")) is list
-                and components
+                and 0 < len(components) <= _MAX_PATH_COMPONENTS
                 and not name_has_marker
             ):
                 if with_paths:
@@ -410,6 +412,8 @@ class _Parser:
         if components is None:
             components = _list(item, b"path")
         if components:
+            if len(components) > _MAX_PATH_COMPONENTS:
+                raise TorrentError(f"a file path has more than {_MAX_PATH_COMPONENTS} parts")
             if not all(isinstance(c, bytes) for c in components):
                 raise TorrentError("a file path has a component that is not a string")
             path = f"{name}/{join_clean(components)}"
@@ -634,14 +638,14 @@ def _trackers(root: dict[bytes, Any]) -> list[list[str]]:
     for tier in _list(root, b"announce-list") or []:
         if not isinstance(tier, list):
             continue
-        urls = []
+        urls: dict[str, None] = {}  # ordered and duplicate-free, in linear time
         for url in tier:
             if isinstance(url, bytes):
                 text = url.decode("utf-8", "replace").lstrip()
-                if text and text not in urls:
-                    urls.append(text)
+                if text:
+                    urls[text] = None
         if urls:
-            tiers.append(urls)
+            tiers.append(list(urls))
     if not tiers:
         announce = _bytes(root, b"announce")
         if announce is not None:
@@ -654,13 +658,13 @@ def _trackers(root: dict[bytes, Any]) -> list[list[str]]:
 def _webseeds(root: dict[bytes, Any]) -> list[str]:
     value = root.get(b"url-list")
     items = [value] if isinstance(value, bytes) else value if isinstance(value, list) else []
-    out: list[str] = []
+    out: dict[str, None] = {}
     for item in items:
         if isinstance(item, bytes) and item:
             text = item.decode("utf-8", "replace").strip()
-            if text and text not in out:
-                out.append(text)
-    return out
+            if text:
+                out[text] = None
+    return list(out)
 
 
 def _creation_date(root: dict[bytes, Any]) -> int | None:

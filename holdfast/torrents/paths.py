@@ -34,6 +34,12 @@ _DROPPED = frozenset(
     | {*range(0x2060, 0x2065), *range(0x2066, 0x206A)}
 )
 _MAX_COMPONENT = 240
+# A run of dropped characters, as complete UTF-8 sequences: skipped in one step
+# (possessive, so the regex keeps no backtracking state), so a huge component
+# made of them costs no Python-level loop.
+_DROPPED_RUN = re.compile(
+    rb"(?:[/\\\x00]|\xd8\x9c|\xef\xbb\xbf|\xe2\x80[\x8b-\x8f\xaa-\xae]|\xe2\x81[\xa0-\xa4\xa6-\xa9])++"
+)
 
 
 def sanitize_component(raw: bytes) -> str | None:
@@ -87,6 +93,10 @@ def _sanitize_slow(raw: bytes) -> str | None:
     i = 0
     n = len(raw)
     while i < n:
+        run = _DROPPED_RUN.match(raw, i)
+        if run is not None:
+            i = run.end()
+            continue
         cp, seq_len = _utf8_codepoint(raw, i)
         if cp >= 0 and cp in _DROPPED:
             i += seq_len

@@ -380,6 +380,21 @@ def test_v2_without_piece_layers_is_accepted(dataset: Path) -> None:
     assert parse_torrent(data).piece_layers == {}
 
 
+def test_absurdly_deep_paths_are_refused() -> None:
+    # no file system holds 1,001 nested folders; refusing keeps cleaning cheap
+    data = torrent_bytes(v1_info([([b"a"] * 1001, 10)]))
+    with pytest.raises(TorrentError, match="more than 1000 parts"):
+        parse_torrent(data)
+    assert parse_torrent(torrent_bytes(v1_info([([b"a"] * 1000, 10)]))).file_count == 1
+
+
+def test_huge_tracker_lists_are_deduplicated() -> None:
+    urls = [b"http://t%d/a" % (i % 5000) for i in range(100_000)]
+    t = parse_torrent(torrent_bytes(v1_info(), {b"announce-list": [urls], b"url-list": urls}))
+    assert len(t.trackers[0]) == 5000 and len(t.webseeds) == 5000
+    assert t.trackers[0][:2] == ["http://t0/a", "http://t1/a"]
+
+
 def test_oversized_input_is_refused_before_decoding() -> None:
     with pytest.raises(TorrentError, match="more than the 100 allowed"):
         parse_torrent(b"d" + b"0:" * 100 + b"e", max_size=100)
