@@ -46,7 +46,7 @@ _CONNECT_REPLY = struct.Struct(">II8s")
 _ANNOUNCE = struct.Struct(">20s20sQQQIIIiH")
 _ANNOUNCE_REPLY = struct.Struct(">IIIII")
 _SCRAPE_ENTRY = struct.Struct(">III")
-_ERROR = struct.Struct(">II")
+_REPLY_HEADER = struct.Struct(">II")  # action, transaction id
 _PROTOCOL_ID_BYTES = PROTOCOL_ID.to_bytes(8, "big")
 _EVENTS = (Event.NONE, Event.COMPLETED, Event.STARTED, Event.STOPPED)
 
@@ -106,7 +106,7 @@ class ConnectionIds:
 
 def error_packet(transaction_id: int, message: str, limit: int = 1024) -> bytes:
     """A BEP 15 error, cut to `limit` bytes (the size of the request it answers)."""
-    return (_ERROR.pack(ACTION_ERROR, transaction_id) + message.encode("utf-8"))[:limit]
+    return (_REPLY_HEADER.pack(ACTION_ERROR, transaction_id) + message.encode("utf-8"))[:limit]
 
 
 class UDPTrackerProtocol(asyncio.DatagramProtocol):
@@ -188,7 +188,7 @@ class UDPTrackerProtocol(asyncio.DatagramProtocol):
             return error_packet(transaction_id, "too many infohashes")
         infohashes = [data[offset : offset + 20] for offset in range(16, len(data), 20)]
         stats = self.tracker.scrape(infohashes)
-        parts = [_ERROR.pack(ACTION_SCRAPE, transaction_id)]
+        parts = [_REPLY_HEADER.pack(ACTION_SCRAPE, transaction_id)]
         for infohash in infohashes:
             s = stats.get(infohash)
             if s is None:

@@ -372,12 +372,14 @@ def test_udp_lost_packets_are_sent_again() -> None:
     seen: list[bytes] = []
 
     def lossy(packet: bytes) -> list[bytes]:
-        seen.append(packet)
-        return inner(packet) if len(seen) % 2 == 0 else []  # every other packet is lost
+        action = packet[8:12]
+        seen.append(action)
+        # The first connect and the first scrape are lost.
+        return inner(packet) if seen.count(action) > 1 else []
 
-    outcome, _ = scrape_fake_udp(lossy, [A], udp_retries=2)
+    outcome, _ = scrape_fake_udp(lossy, [A], udp_retries=2, udp_timeout=0.5)
     assert outcome.error is None and outcome.stats == {A: SwarmStats(7, 0, 0)}
-    assert len(seen) == 4
+    assert seen.count(b"\0\0\0\0") >= 2 and seen.count(b"\0\0\0\2") >= 2
 
 
 def test_udp_answers_with_the_wrong_transaction_id_are_ignored() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 
 import pytest
 
@@ -241,15 +242,22 @@ def test_maintain_expires_peers_and_hands_changes_to_the_catalogue() -> None:
             raise RuntimeError("database is locked")
         stored.append(dict(updates))
 
+    async def until(condition: Callable[[], bool]) -> None:
+        async with asyncio.timeout(10):
+            while not condition():
+                await asyncio.sleep(0.01)
+
     async def go() -> None:
-        task = asyncio.ensure_future(maintain(tracker, store, every=0.05))
         tracker.announce(infohash, LOCAL, 1, left=1)
         tracker.announce(infohash, LOCAL, 1, left=0, event=Event.COMPLETED)
-        await asyncio.sleep(0.2)  # the first store fails, the next gets it all
+        task = asyncio.ensure_future(maintain(tracker, store, every=0.01))
+        # The first store fails; the next round stores the same update.
+        await until(lambda: len(stored) == 1)
         clock.now += 1000
-        await asyncio.sleep(0.2)
+        await until(lambda: len(stored) == 2)
         task.cancel()
 
     asyncio.run(go())
+    assert failures == []
     assert stored == [{infohash: SwarmUpdate(1, 0, 1)}, {infohash: SwarmUpdate(0, 0, 0)}]
     assert tracker.peer_count == 0
