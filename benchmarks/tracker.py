@@ -409,9 +409,7 @@ def main() -> None:
                     "holdfast",
                     f"HTTP {label}, keep-alive",
                     pid,
-                    lambda port=port: http_load(
-                        ("127.0.0.1", port), keep, keepalive=True, **bound
-                    ),
+                    lambda port=port: http_load(("127.0.0.1", port), keep, keepalive=True, **bound),
                 )
             )
         # Rows alternate within each round, so a busy moment on the machine does
