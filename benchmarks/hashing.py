@@ -82,12 +82,28 @@ def timed(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
     return best
 
 
-def wait_for_quiet(max_load: float, timeout: float) -> float:
-    """Wait (up to ``timeout`` s) for the 1-minute load average to drop below ``max_load``."""
+def idle_cores(seconds: float = 3.0) -> float:
+    """How many cores sat idle over the last ``seconds`` (from /proc/stat)."""
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as fh:
+            fields = [int(x) for x in fh.readline().split()[1:]]
+        return fields[3] + fields[4], sum(fields)  # idle + iowait, total
+
+    idle0, total0 = sample()
+    time.sleep(seconds)
+    idle1, total1 = sample()
+    return CORES * (idle1 - idle0) / max(total1 - total0, 1)
+
+
+def wait_for_quiet(min_idle: float, timeout: float) -> float:
+    """Wait (up to ``timeout`` s) until ``min_idle`` cores are idle; returns the idle cores."""
     deadline = time.monotonic() + timeout
-    while os.getloadavg()[0] >= max_load and time.monotonic() < deadline:
-        time.sleep(15)
-    return os.getloadavg()[0]
+    idle = idle_cores()
+    while idle < min_idle and time.monotonic() < deadline:
+        time.sleep(10)
+        idle = idle_cores()
+    return idle
 
 
 # -- the contenders ---------------------------------------------------------------
@@ -198,7 +214,7 @@ def main() -> int:
         type=float,
         default=0,
         metavar="SECONDS",
-        help="first wait up to this long for the load average to drop below 0.5",
+        help="first wait up to this long for the cores to be (almost) idle",
     )
     parser.add_argument(
         "--memory", action=argparse.BooleanOptionalAction, default=True,
@@ -228,7 +244,7 @@ def main() -> int:
             c.append(("torf v1", torf(path, piece["v1"])))
         return c
 
-    load = wait_for_quiet(0.5, args.wait_quiet) if args.wait_quiet else os.getloadavg()[0]
+    idle = wait_for_quiet(CORES - 0.2, args.wait_quiet) if args.wait_quiet else idle_cores()
     results: dict[str, dict[str, tuple[float, float]]] = {}
     for label, path, piece in (
         ("1 GiB file", big, {"v1": 1 << 20, "v2": 1 << 20, "hybrid": 1 << 20}),
@@ -245,8 +261,8 @@ def main() -> int:
     sizes = {"1 GiB file": GiB, "2,000 x 64 KiB": sum(small_sizes)}
     lib = {v: results.get(f"libtorrent {v}", {}) for v in ("v1", "v2", "hybrid")}
     print(
-        f"{CORES} cores; 1-minute load average {load:.2f} at the start, "
-        f"{os.getloadavg()[0]:.2f} at the end; automatic piece lengths for the small files: "
+        f"{CORES} cores, {idle:.1f} of them idle just before the run and {idle_cores():.1f} "
+        "just after (the machine is shared); automatic piece lengths for the small files: "
         + ", ".join(f"{v} {pl // KiB} KiB" for v, pl in small_pl.items())
     )
     print()
