@@ -182,17 +182,25 @@ def torf(path: Path, piece_length: int) -> Callable[[], object]:
     return run
 
 
+# VmHWM (peak RSS) is per address space, so a fresh process starts from zero
+# (ru_maxrss would inherit this large process's peak across fork).
 _MEMORY_PROBE = """
-import resource, sys
+import sys
 from holdfast.torrents import create_torrent
-start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+def kib(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field):
+            return int(line.split()[1])
+
+start = kib("VmHWM:")
 create_torrent(sys.argv[1], version="hybrid", piece_length=1 << 20)
-print(start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(start, kib("VmHWM:"))
 """
 
 
 def peak_memory(path: Path) -> tuple[int, int]:
-    """(RSS after imports, peak RSS) in KiB of a fresh process making a hybrid torrent."""
+    """(peak RSS after imports, peak RSS at the end) in KiB of a fresh process."""
     out = subprocess.run(
         [sys.executable, "-c", _MEMORY_PROBE, str(path)], check=True, capture_output=True, text=True
     ).stdout.split()
