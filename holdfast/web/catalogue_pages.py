@@ -59,21 +59,21 @@ def jsonld_response(data: dict[str, Any]) -> Response:
 
 @router.get("/")
 def home(request: Request, visitor: VisitorDep, pages: PagesDep, instance: InstanceDep) -> Response:
-    viewer = visitor.account
-    catalogue = instance.catalogue
-    datasets = catalogue.list_datasets(viewer, limit=1)
-    newest = catalogue.list_uploads(viewer, limit=8)
-    endangered = catalogue.list_datasets(viewer, threat=Threat.endangered.value, limit=6)
-    needs_seeders = feed_service(instance).uploads("needs-seeders", limit=8)
+    """The instance's shop window: what the public can see, whoever is looking."""
+    public = feed_service(instance)
+    counts = public.counts()
+    newest = public.uploads("uploads", limit=8)
+    needs_seeders = public.uploads("needs-seeders", limit=8)
+    endangered = instance.catalogue.list_datasets(None, threat=Threat.endangered.value, limit=6)
     return render_page(
         request,
         pages,
         visitor,
         "home.html",
         {
-            "dataset_count": datasets.total,
-            "upload_count": newest.total,
-            "newest": newest.items,
+            "dataset_count": counts.datasets,
+            "upload_count": counts.uploads,
+            "newest": newest.uploads,
             "endangered": endangered,
             "needs_seeders": needs_seeders.uploads,
         },

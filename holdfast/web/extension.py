@@ -23,6 +23,7 @@ from holdfast.web.rendering import STATIC_DIR, CachedStaticFiles, Pages
 
 def install(app: FastAPI, instance: Instance) -> None:
     pages = Pages(instance)
+    pages.compile_all()
     app.state.pages = pages
     app.state.render_error = error_renderer(pages)
     app.mount("/static", CachedStaticFiles(directory=STATIC_DIR), name="static")

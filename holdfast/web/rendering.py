@@ -139,6 +139,11 @@ class Pages:
             query=query_string,
         )
 
+    def compile_all(self) -> None:
+        """Compile every template now, so no visitor waits for it on a first request."""
+        for name in self.env.list_templates(extensions=["html"]):
+            self.env.get_template(name)
+
     def static_url(self, name: str) -> str:
         version = self._versions.get(name)
         if version is None:

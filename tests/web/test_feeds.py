@@ -130,3 +130,36 @@ def test_empty_feeds_are_valid(client):
         r = client.get(path)
         assert r.status_code == 200
         ET.fromstring(r.content)
+
+
+@pytest.mark.parametrize(("window", "rounds"), [(3, 10), (2, 2), (50, 1)])
+def test_newest_first_in_windows_matches_a_plain_sort(
+    client, instance, tmp_path, monkeypatch, window, rounds
+):
+    """Reading the date index a window at a time gives what sorting everything gives,
+    with hidden uploads skipped, over several windows and when it gives up early."""
+    from datetime import UTC, datetime, timedelta
+
+    from holdfast.catalogue.models import Status
+    from holdfast.feeds import service
+    from tests.instance.helpers import set_status
+
+    monkeypatch.setattr(service, "NEWEST_WINDOW", window)
+    monkeypatch.setattr(service, "NEWEST_ROUNDS", rounds)
+    owner = make_user(instance, "windows", Role.uploader)
+    dataset = make_dataset(instance, owner, tags=["w"])
+    uploads = [make_upload(instance, owner, dataset.slug, tmp_path) for _ in range(9)]
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    with instance.db.write() as s:
+        for i, u in enumerate(uploads):
+            # Pairs share a timestamp, so the tie-break on id matters.
+            s.get(Upload, u.id).created_at = start + timedelta(hours=i // 2)
+    for hidden in (uploads[8], uploads[5], uploads[4]):
+        set_status(instance, Upload, hidden.id, Status.pending)
+    visible = [u for u in uploads if u not in (uploads[8], uploads[5], uploads[4])]
+    expected = [u.infohash for u in sorted(visible, key=lambda u: u.id, reverse=True)]
+    for path in ("/feeds/uploads.rss?limit=4", "/feeds/tags/w.rss?limit=4"):
+        _c, items = rss_items(client, path)
+        assert [i.findtext("link").rsplit("/", 1)[1] for i in items] == expected[:4]
+    _c, items = rss_items(client, "/feeds/uploads.rss?limit=50")
+    assert [i.findtext("link").rsplit("/", 1)[1] for i in items] == expected
