@@ -6,12 +6,12 @@
 Builds the catalogue of the instance benchmark (`benchmarks/catalogue.py`: 10,000
 datasets and 100,000 uploads by bulk inserts, then one 100,000-file torrent uploaded
 through the API), tags a quarter of the datasets, gives half the uploads swarm counts
-and every row its own creation time (see `make_realistic`), then starts `holdfast serve` in its own process on 127.0.0.1 and requests
-each page over HTTP as an anonymous visitor. For each page: the time to first byte of
-the first request (cold caches), the median and worst over N more, and the page
-weight: the HTML
-plus every stylesheet and script it loads, uncompressed and gzipped. Prints a
-Markdown table. Targets: under 100 ms server time and 100 KB before images.
+and every row its own creation time (see `make_realistic`), then starts `holdfast serve`
+in its own process on 127.0.0.1 and requests each page over HTTP as an anonymous
+visitor. For each page: the time to first byte of the first request (cold caches), the
+median and worst over N more, and the page weight: the HTML plus every stylesheet and
+script it loads, uncompressed and gzipped. Prints a Markdown table. Targets: under
+100 ms server time and 100 KB before images.
 """
 
 from __future__ import annotations

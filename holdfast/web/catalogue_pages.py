@@ -33,6 +33,7 @@ DATASETS_PER_PAGE = 25
 UPLOADS_PER_PAGE = 20
 FILES_PER_PAGE = 100
 SEARCH_PER_PAGE = 20
+VERSIONS_PER_PAGE = 20
 JSONLD_MAX_DISTRIBUTIONS = 100
 THREAT_OPTIONS = [("", "any")] + [(t.value, t.value) for t in Threat]
 SCARCITY_OPTIONS = [(s.value, s.value) for s in Scarcity]
@@ -190,7 +191,7 @@ def dataset_page(
     context = {
         "dataset": dataset,
         "uploads": uploads,
-        "recent_history": history(versions)[:3],
+        "recent_history": history(versions[:4])[:3],
         "version_count": len(versions),
         "can_edit": can_edit(viewer, dataset.status, dataset.account_id),
         "jsonld": _dataset_ld(instance, dataset, uploads.items),
@@ -218,15 +219,24 @@ def dataset_history(
     visitor: VisitorDep,
     pages: PagesDep,
     instance: InstanceDep,
+    page: PageNumber = 1,
 ) -> Response:
     dataset = instance.catalogue.get_dataset(visitor.account, slug)
     versions = instance.catalogue.versions(visitor.account, slug)
+    # Diffs need each version's predecessor, so the page takes one version more.
+    offset = (page - 1) * VERSIONS_PER_PAGE
+    window = versions[offset : offset + VERSIONS_PER_PAGE + 1]
     return render_page(
         request,
         pages,
         visitor,
         "dataset_history.html",
-        {"dataset": dataset, "history": history(versions)},
+        {
+            "dataset": dataset,
+            "history": history(window)[:VERSIONS_PER_PAGE],
+            "paging": {"total": len(versions), "offset": offset, "limit": VERSIONS_PER_PAGE},
+            "params": {},
+        },
     )
 
 

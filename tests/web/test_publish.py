@@ -263,3 +263,25 @@ def test_too_large_torrent_is_refused(make_settings, tmp_path):
     assert r.status_code == 422
     assert "larger than" in errors_of(r.text)["torrent"]
     assert counts(instance) == (0, 0)
+
+
+def test_history_is_paginated_and_each_page_diffs_against_the_version_before(client, instance):
+    from holdfast.catalogue.schemas import DatasetEdit
+
+    owner = make_user(instance, "hilda", Role.uploader)
+    dataset = make_dataset(instance, owner, title="Edit 0")
+    for n in range(1, 25):
+        instance.catalogue.edit_dataset(
+            owner.account, dataset.slug, DatasetEdit(title=f"Edit {n}", summary=f"step {n}")
+        )
+    first = text_of(client.get(f"/datasets/{dataset.slug}/history").text)
+    assert "Version 25: step 24" in first and "Version 6: step 5" in first
+    assert "Version 5:" not in first and "Page 1 of 2" in first
+    second = client.get(f"/datasets/{dataset.slug}/history?page=2").text
+    text = text_of(second)
+    assert "Version 5: step 4" in text and "Version 1: created" in text
+    # Version 5 is diffed against version 4, which is on no page of its own here.
+    assert "<del>- Edit 3</del>" in second and "<ins>+ Edit 4</ins>" in second
+    page = text_of(client.get(f"/datasets/{dataset.slug}").text)
+    assert "Version 25: step 24" in page and "Version 22" not in page
+    assert "All 25 versions" in page
