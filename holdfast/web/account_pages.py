@@ -25,6 +25,7 @@ from holdfast.errors import (
 )
 from holdfast.instance import Instance
 from holdfast.web.forms import (
+    AccountDep,
     PagesDep,
     Visitor,
     VisitorDep,
@@ -233,15 +234,13 @@ def logout(request: Request, caller: CallerDep, instance: InstanceDep) -> Respon
 
 @router.get("/account")
 def my_account(
+    account: AccountDep,
     request: Request,
     visitor: VisitorDep,
     pages: PagesDep,
     instance: InstanceDep,
     welcome: Annotated[int, Query(ge=0, le=1)] = 0,
 ) -> Response:
-    account = visitor.account
-    if account is None:
-        raise NotAuthenticated("log in to see your account")
     return _account_page(request, visitor, pages, instance, account, welcome=bool(welcome))
 
 
@@ -279,6 +278,7 @@ def _account_page(
 
 @router.post("/account/tokens")
 def create_token(
+    account: AccountDep,
     request: Request,
     visitor: VisitorDep,
     pages: PagesDep,
@@ -286,29 +286,22 @@ def create_token(
     name: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     """A new API token, shown on the page this once."""
-    account = visitor.account
-    if account is None:
-        raise NotAuthenticated("log in to create API tokens")
     _row, plain = instance.accounts.create_token(account, name)
     return _account_page(request, visitor, pages, instance, account, new_token=plain)
 
 
 @router.post("/account/tokens/{token_id}/revoke")
 def revoke_token(
-    token_id: Annotated[int, Path(ge=1)], visitor: VisitorDep, instance: InstanceDep
+    token_id: Annotated[int, Path(ge=1)], account: AccountDep, instance: InstanceDep
 ) -> Response:
-    if visitor.account is None:
-        raise NotAuthenticated("log in to revoke API tokens")
-    instance.accounts.revoke_token(visitor.account, token_id)
+    instance.accounts.revoke_token(account, token_id)
     return see_other("/account#tokens")
 
 
 @router.post("/account/sessions/end")
-def end_sessions(visitor: VisitorDep, instance: InstanceDep) -> Response:
+def end_sessions(account: AccountDep, instance: InstanceDep) -> Response:
     """Log out everywhere: every browser session of this account ends."""
-    if visitor.account is None:
-        raise NotAuthenticated("log in first")
-    instance.accounts.end_all_sessions(visitor.account.id)
+    instance.accounts.end_all_sessions(account.id)
     response = see_other("/")
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

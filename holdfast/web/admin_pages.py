@@ -7,11 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import Response
 
-from holdfast.accounts.models import Account, Role
+from holdfast.accounts.models import Role
 from holdfast.api.deps import InstanceDep
-from holdfast.errors import HoldfastError, NotAuthenticated, PermissionDenied
+from holdfast.errors import HoldfastError, PermissionDenied
 from holdfast.instance import Instance
-from holdfast.web.forms import PagesDep, Visitor, VisitorDep, render_page, see_other
+from holdfast.web.forms import AdminDep, PagesDep, Visitor, VisitorDep, render_page, see_other
 from holdfast.web.rendering import Pages
 
 router = APIRouter(include_in_schema=False)
@@ -32,14 +32,6 @@ SHOWN_SETTINGS = (
     "allow_private_addresses",
     "run_jobs",
 )
-
-
-def require_admin(account: Account | None) -> Account:
-    if account is None:
-        raise NotAuthenticated("log in as an admin")
-    if not account.has_role(Role.admin):
-        raise PermissionDenied("only admins can do this")
-    return account
 
 
 def _admin_page(
@@ -78,19 +70,20 @@ def _admin_page(
 
 @router.get("/admin")
 def admin_page(
+    actor: AdminDep,
     request: Request,
     visitor: VisitorDep,
     pages: PagesDep,
     instance: InstanceDep,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> Response:
-    require_admin(visitor.account)
     return _admin_page(request, visitor, pages, instance, page)
 
 
 @router.post("/admin/accounts/{name}")
 def change_account(
     name: Annotated[str, Path(max_length=64)],
+    actor: AdminDep,
     request: Request,
     visitor: VisitorDep,
     pages: PagesDep,
@@ -101,7 +94,6 @@ def change_account(
     page: Annotated[int, Form(ge=1, le=100_000)] = 1,
 ) -> Response:
     """Change an account's role, trust and disabled state (admins only; audited)."""
-    actor = require_admin(visitor.account)
     try:
         instance.accounts.set_role(actor, name, role=role, trusted=trusted, disabled=disabled)
     except PermissionDenied:

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from holdfast.accounts.models import Account, Role
 from holdfast.api.deps import CallerDep
-from holdfast.errors import PermissionDenied
+from holdfast.errors import NotAuthenticated, PermissionDenied
 from holdfast.web.rendering import Pages
 
 FORM_COOKIE = "holdfast_form"
@@ -174,3 +174,28 @@ def render_page(
     if anonymous_form:
         finish(response, visitor, secure=pages.instance.base_url.startswith("https://"))
     return response
+
+
+async def _logged_in(visitor: VisitorDep) -> Account:
+    if visitor.account is None:
+        raise NotAuthenticated("log in to see this page")
+    return visitor.account
+
+
+async def _moderator(account: Annotated[Account, Depends(_logged_in)]) -> Account:
+    if not account.has_role(Role.moderator):
+        raise PermissionDenied("only moderators can do this")
+    return account
+
+
+async def _admin(account: Annotated[Account, Depends(_logged_in)]) -> Account:
+    if not account.has_role(Role.admin):
+        raise PermissionDenied("only admins can do this")
+    return account
+
+
+# A route's signature states who may use it. These are checked before the form is
+# read, so a visitor without the right gets 401/403, never a form error.
+AccountDep = Annotated[Account, Depends(_logged_in)]
+ModeratorDep = Annotated[Account, Depends(_moderator)]
+AdminDep = Annotated[Account, Depends(_admin)]

@@ -13,10 +13,17 @@ from fastapi.responses import Response
 
 from holdfast.api.deps import InstanceDep
 from holdfast.catalogue.models import Dataset, Upload
-from holdfast.errors import InvalidInput, NotAuthenticated
+from holdfast.errors import InvalidInput
 from holdfast.moderation.models import ReportKind, ReportStatus
-from holdfast.moderation.service import require_moderator
-from holdfast.web.forms import PagesDep, VisitorDep, render_page, safe_next, see_other
+from holdfast.web.forms import (
+    AccountDep,
+    ModeratorDep,
+    PagesDep,
+    VisitorDep,
+    render_page,
+    safe_next,
+    see_other,
+)
 from holdfast.web.lookups import describe_targets
 
 router = APIRouter(include_in_schema=False)
@@ -29,6 +36,7 @@ Reason = Annotated[str, Form(max_length=2000)]
 
 @router.get("/moderation")
 def queue_page(
+    actor: ModeratorDep,
     request: Request,
     visitor: VisitorDep,
     pages: PagesDep,
@@ -72,6 +80,7 @@ def _decide(
 
 @router.post("/moderation/decide")
 def decide(
+    actor: ModeratorDep,
     request: Request,
     visitor: VisitorDep,
     pages: PagesDep,
@@ -83,7 +92,6 @@ def decide(
     next: Annotated[str, Form(max_length=2000)] = "/moderation",
 ) -> Response:
     """Approve, deny, remove or restore a dataset or upload (moderators only)."""
-    actor = require_moderator(visitor.account)
     htmx = request.headers.get("hx-request") == "true"
     try:
         item = _decide(instance, actor, target_type, target, action, reason)
@@ -131,6 +139,7 @@ def _queue_item(
 
 @router.post("/report")
 def report_submit(
+    actor: AccountDep,
     request: Request,
     visitor: VisitorDep,
     pages: PagesDep,
@@ -141,15 +150,14 @@ def report_submit(
     reason: Annotated[str, Form(max_length=5000)] = "",
 ) -> Response:
     """Report a dataset or upload to the moderators (any logged-in account)."""
-    if visitor.account is None:
-        raise NotAuthenticated("log in to report")
-    instance.moderation.report(visitor.account, target_type, target, kind=kind, reason=reason)
+    instance.moderation.report(actor, target_type, target, kind=kind, reason=reason)
     back = f"/datasets/{target}" if target_type == "dataset" else f"/uploads/{target}"
     return render_page(request, pages, visitor, "reported.html", {"back": back})
 
 
 @router.get("/moderation/reports")
 def reports_page(
+    actor: ModeratorDep,
     request: Request,
     visitor: VisitorDep,
     pages: PagesDep,
@@ -158,7 +166,7 @@ def reports_page(
     page: PageNumber = 1,
 ) -> Response:
     rows, total = instance.moderation.reports(
-        visitor.account,
+        actor,
         status=None if status == "all" else ReportStatus(status),
         offset=(page - 1) * PER_PAGE,
         limit=PER_PAGE,
@@ -182,28 +190,27 @@ def reports_page(
 @router.post("/moderation/reports/{report_id}")
 def resolve_report(
     report_id: Annotated[int, Path(ge=1)],
-    visitor: VisitorDep,
+    actor: ModeratorDep,
     instance: InstanceDep,
     status: Annotated[str, Form(pattern="^(resolved|dismissed)$")],
     resolution: Annotated[str, Form(max_length=5000)] = "",
 ) -> Response:
     instance.moderation.resolve_report(
-        visitor.account, report_id, status=ReportStatus(status), resolution=resolution
+        actor, report_id, status=ReportStatus(status), resolution=resolution
     )
     return see_other("/moderation/reports")
 
 
 @router.get("/moderation/audit")
 def audit_page(
+    actor: ModeratorDep,
     request: Request,
     visitor: VisitorDep,
     pages: PagesDep,
     instance: InstanceDep,
     page: PageNumber = 1,
 ) -> Response:
-    rows, total = instance.moderation.audit_log(
-        visitor.account, offset=(page - 1) * PER_PAGE, limit=PER_PAGE
-    )
+    rows, total = instance.moderation.audit_log(actor, offset=(page - 1) * PER_PAGE, limit=PER_PAGE)
     targets = describe_targets(instance.db, [(e.target_type, e.target_id) for e in rows])
     return render_page(
         request,

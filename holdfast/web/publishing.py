@@ -26,13 +26,13 @@ from holdfast.errors import (
     Gone,
     HoldfastError,
     InvalidInput,
-    NotAuthenticated,
     NotFound,
     PermissionDenied,
 )
 from holdfast.instance import Instance
 from holdfast.torrents import Torrent
 from holdfast.web.forms import (
+    AccountDep,
     PagesDep,
     VisitorDep,
     render_page,
@@ -49,12 +49,6 @@ Short = Annotated[str, Form(max_length=2000)]
 Slug = Annotated[str, Path(max_length=100)]
 THREATS = [(t.value, t.value) for t in Threat]
 SCARCITIES = [(s.value, s.value) for s in Scarcity]
-
-
-def require_login(account: Account | None, doing: str) -> Account:
-    if account is None:
-        raise NotAuthenticated(f"log in to {doing}")
-    return account
 
 
 @dataclass
@@ -114,13 +108,13 @@ def _publish_page(
 
 @router.get("/publish")
 def publish_form(
+    actor: AccountDep,
     request: Request,
     visitor: VisitorDep,
     pages: PagesDep,
     instance: InstanceDep,
     dataset: Annotated[str, Query(max_length=100)] = "",
 ) -> Response:
-    require_login(visitor.account, "publish")
     values = PublishForm(mode="existing" if dataset else "new", dataset=dataset)
     return _publish_page(request, visitor, pages, instance, values)
 
@@ -175,6 +169,7 @@ def _check_torrent(
 
 @router.post("/publish")
 def publish_submit(
+    actor: AccountDep,
     request: Request,
     visitor: VisitorDep,
     pages: PagesDep,
@@ -195,7 +190,6 @@ def publish_submit(
     parts: Annotated[list[str], Form()] = [],  # noqa: B006 - FastAPI copies defaults
     torrent: Annotated[UploadFile | None, File()] = None,
 ) -> Response:
-    actor = require_login(visitor.account, "publish")
     values = PublishForm(
         mode=mode,
         dataset=dataset.strip(),
@@ -367,9 +361,13 @@ def _edit_page(
 
 @router.get("/datasets/{slug}/edit")
 def edit_form(
-    slug: Slug, request: Request, visitor: VisitorDep, pages: PagesDep, instance: InstanceDep
+    slug: Slug,
+    actor: AccountDep,
+    request: Request,
+    visitor: VisitorDep,
+    pages: PagesDep,
+    instance: InstanceDep,
 ) -> Response:
-    actor = require_login(visitor.account, "edit datasets")
     dataset = _editable(instance, actor, slug)
     return _edit_page(request, visitor, pages, dataset, _edit_values(dataset))
 
@@ -377,6 +375,7 @@ def edit_form(
 @router.post("/datasets/{slug}/edit")
 def edit_submit(
     slug: Slug,
+    actor: AccountDep,
     request: Request,
     visitor: VisitorDep,
     pages: PagesDep,
@@ -392,7 +391,6 @@ def edit_submit(
     summary: Short = "",
     base_version: Annotated[int, Form(ge=1)] = 1,
 ) -> Response:
-    actor = require_login(visitor.account, "edit datasets")
     dataset = _editable(instance, actor, slug)
     values: dict[str, Any] = {
         "title": title,
@@ -449,6 +447,7 @@ def edit_submit(
 @router.post("/datasets/{slug}/parts")
 def add_part(
     slug: Slug,
+    actor: AccountDep,
     request: Request,
     visitor: VisitorDep,
     pages: PagesDep,
@@ -457,7 +456,6 @@ def add_part(
     part_title: Short = "",
     part_description: Text = "",
 ) -> Response:
-    actor = require_login(visitor.account, "add parts")
     dataset = _editable(instance, actor, slug)
     part_values = {"slug": part_slug, "title": part_title, "description": part_description}
     try:
