@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -33,8 +33,6 @@ class Visitor:
     account: Account | None
     csrf_token: str
     new_form_cookie: str | None = None
-    # Extra values every template sees (set by routes, e.g. the active nav item).
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_moderator(self) -> bool:
@@ -168,7 +166,6 @@ def render_page(
         "htmx": request.headers.get("hx-request") == "true",
         "errors": {},
     }
-    values.update(visitor.extra)
     values.update(context or {})
     response = pages.render(request, name, values, status=status, headers=headers)
     if anonymous_form:

@@ -190,7 +190,3 @@ def is_web_url(value: object) -> bool:
         return False
     parts = urlsplit(value.strip())
     return parts.scheme in ("http", "https", "ftp") and bool(parts.netloc)
-
-
-def is_htmx(request: Request) -> bool:
-    return request.headers.get("hx-request") == "true"
