@@ -168,6 +168,10 @@ def test_register_publish_approve_find_download(chromium, make_settings, tmp_pat
                 in moderator.page.get_by_role("status").filter(has_text=name).inner_text()
             )
         assert instance.catalogue.get_upload(None, v2).status == "approved"
+        moderator.go("/moderation/audit")
+        moderator.audit("moderation-audit")
+        moderator.go("/moderation/reports")
+        moderator.audit("moderation-reports")
 
         # --- the public finds it: search (typing, HTMX), tag page, feed
         public.go("/search")
@@ -185,6 +189,8 @@ def test_register_publish_approve_find_download(chromium, make_settings, tmp_pat
         items = ET.fromstring(feed.body()).findall("channel/item")
         assert [i.findtext("link") for i in items] == [f"{base}/uploads/{v2}"]
 
+        public.go("/login")
+        public.audit("login")
         public.go("/")
         public.audit("home")
         public.go("/datasets")
