@@ -160,6 +160,10 @@ class Catalogue:
 
     def create_dataset(self, actor: Account | None, data: DatasetIn) -> Dataset:
         actor = require_account(actor, "create a dataset")
+        with self.db.write() as s:
+            return self._insert_dataset(s, actor, data)
+
+    def _insert_dataset(self, s: Session, actor: Account, data: DatasetIn) -> Dataset:
         slug = data.slug or slugify(data.title)
         if not slug:
             raise InvalidInput(
@@ -169,54 +173,53 @@ class Catalogue:
         part_slugs = [p.slug for p in data.parts]
         if len(set(part_slugs)) != len(part_slugs):
             raise InvalidInput("part slugs must be unique", fields={"parts": "duplicate slug"})
-        with self.db.write() as s:
-            if s.scalar(select(Dataset.id).where(Dataset.slug == slug)) is not None:
-                raise Conflict(
-                    f"a dataset with the slug '{slug}' already exists", fields={"slug": "taken"}
-                )
-            dataset = Dataset(
-                slug=slug,
-                title=data.title,
-                description=data.description,
-                description_html=render_markdown(data.description),
-                source_urls=list(data.source_urls),
-                license=data.license,
-                publisher=data.publisher,
-                threat=data.threat.value,
-                scarcity=data.scarcity.value,
-                status=(Status.approved if actor.publishes_directly else Status.pending).value,
-                account_id=actor.id,
+        if s.scalar(select(Dataset.id).where(Dataset.slug == slug)) is not None:
+            raise Conflict(
+                f"a dataset with the slug '{slug}' already exists", fields={"slug": "taken"}
             )
-            dataset.tags = _tags(s, list(data.tags))
-            s.add(dataset)
-            s.flush()
-            for part in data.parts:
-                s.add(
-                    DatasetPart(
-                        dataset_id=dataset.id,
-                        slug=part.slug,
-                        title=part.title,
-                        description=part.description,
-                    )
-                )
-            s.flush()
-            s.refresh(dataset)
-            data_snapshot = snapshot(dataset)
+        dataset = Dataset(
+            slug=slug,
+            title=data.title,
+            description=data.description,
+            description_html=render_markdown(data.description),
+            source_urls=list(data.source_urls),
+            license=data.license,
+            publisher=data.publisher,
+            threat=data.threat.value,
+            scarcity=data.scarcity.value,
+            status=(Status.approved if actor.publishes_directly else Status.pending).value,
+            account_id=actor.id,
+        )
+        dataset.tags = _tags(s, list(data.tags))
+        s.add(dataset)
+        s.flush()
+        for part in data.parts:
             s.add(
-                DatasetVersion(
+                DatasetPart(
                     dataset_id=dataset.id,
-                    number=1,
-                    account_id=actor.id,
-                    summary="created",
-                    data=data_snapshot,
-                    content_hash=version_hash(data_snapshot, None),
-                    parent_hash=None,
+                    slug=part.slug,
+                    title=part.title,
+                    description=part.description,
                 )
             )
-            _index_dataset(s, dataset)
-            record(s, actor, "dataset.create", "dataset", dataset.id, detail={"slug": slug})
-            s.flush()
-            return dataset
+        s.flush()
+        s.refresh(dataset)
+        data_snapshot = snapshot(dataset)
+        s.add(
+            DatasetVersion(
+                dataset_id=dataset.id,
+                number=1,
+                account_id=actor.id,
+                summary="created",
+                data=data_snapshot,
+                content_hash=version_hash(data_snapshot, None),
+                parent_hash=None,
+            )
+        )
+        _index_dataset(s, dataset)
+        record(s, actor, "dataset.create", "dataset", dataset.id, detail={"slug": slug})
+        s.flush()
+        return dataset
 
     def _visible_dataset(self, s: Session, viewer: Account | None, slug: str) -> Dataset:
         dataset = s.scalar(select(Dataset).where(Dataset.slug == slug))
@@ -400,6 +403,40 @@ class Catalogue:
         actor = require_account(actor, "upload")
         torrent = self.parse(torrent_bytes)
         with self.db.write() as s:
+            return self._insert_upload(s, actor, fields, torrent, torrent_bytes)
+
+    def check_torrent(self, actor: Account | None, torrent_bytes: bytes) -> Torrent:
+        """Parse a submitted .torrent and refuse one already in the catalogue.
+
+        For forms that report every problem at once before storing anything; `publish`
+        checks again inside its transaction.
+        """
+        actor = require_account(actor, "upload")
+        torrent = self.parse(torrent_bytes)
+        with self.db.read() as s:
+            self._refuse_duplicate(s, actor, torrent)
+        return torrent
+
+    def publish(
+        self,
+        actor: Account | None,
+        fields: UploadIn,
+        torrent: Torrent,
+        torrent_bytes: bytes,
+        *,
+        new_dataset: DatasetIn | None = None,
+    ) -> Upload:
+        """Store an upload, creating its dataset first when `new_dataset` is given.
+
+        One transaction: if the upload is refused (a duplicate published at the same
+        moment, say), the new dataset is not created either. `torrent` must be the
+        parse of `torrent_bytes` (from `check_torrent`), so a large torrent is parsed once.
+        """
+        actor = require_account(actor, "publish")
+        with self.db.write() as s:
+            if new_dataset is not None:
+                dataset = self._insert_dataset(s, actor, new_dataset)
+                fields = fields.model_copy(update={"dataset": dataset.slug})
             return self._insert_upload(s, actor, fields, torrent, torrent_bytes)
 
     def _insert_upload(

@@ -155,16 +155,10 @@ def _check_torrent(
     instance: Instance, actor: Account, data: bytes, errors: dict[str, str]
 ) -> Torrent | None:
     try:
-        torrent = instance.catalogue.parse(data)
-        # Refuse a torrent already in the catalogue before anything is created. The
-        # service's own check (which never reveals items the account may not see)
-        # runs again when the upload is stored.
-        with instance.db.read() as session:
-            instance.catalogue._refuse_duplicate(session, actor, torrent)
+        return instance.catalogue.check_torrent(actor, data)
     except HoldfastError as exc:
         errors["torrent"] = exc.message
         return None
-    return torrent
 
 
 @router.post("/publish")
@@ -227,13 +221,14 @@ def publish_submit(
             errors["dataset"] = exc.message if values.dataset else "give the dataset's slug"
 
     torrent_bytes = b""
+    parsed: Torrent | None = None
     if torrent is not None:
         try:
             torrent_bytes = read_torrent(instance, torrent)
         except HoldfastError as exc:
             errors["torrent"] = exc.message
     if torrent_bytes:
-        _check_torrent(instance, actor, torrent_bytes, errors)
+        parsed = _check_torrent(instance, actor, torrent_bytes, errors)
     elif mode == "existing" and "torrent" not in errors:
         errors["torrent"] = "choose the .torrent file to add"
     upload_in = _upload_in(target_slug or "placeholder", values, errors)
@@ -251,48 +246,33 @@ def publish_submit(
             status=422,
         )
 
-    # 2. Store: the dataset (when new), then the upload.
-    if dataset_in is not None:
-        try:
-            created = catalogue.create_dataset(actor, dataset_in)
-        except (InvalidInput, Conflict) as exc:
-            return _publish_page(
-                request,
-                visitor,
-                pages,
-                instance,
-                values,
-                errors=exc.fields or {"title": exc.message},
-                message=f"Nothing was published: {exc.message}.",
-                status=exc.status,
-            )
-        target_slug = created.slug
-        if not torrent_bytes:
-            return see_other(f"/datasets/{created.slug}")
-    if upload_in is None:  # pragma: no cover - errors above would have returned
-        raise InvalidInput("invalid upload fields")
-    upload_in = upload_in.model_copy(update={"dataset": target_slug})
+    # 2. Store, in one transaction: the dataset (when new) with its upload.
     try:
-        upload = catalogue.create_upload(actor, upload_in, torrent_bytes)
+        if parsed is None:
+            if dataset_in is None:  # pragma: no cover - errors above would have returned
+                raise InvalidInput("choose the .torrent file to add")
+            created = catalogue.create_dataset(actor, dataset_in)
+            return see_other(f"/datasets/{created.slug}")
+        if upload_in is None:  # pragma: no cover - errors above would have returned
+            raise InvalidInput("invalid upload fields")
+        upload = catalogue.publish(
+            actor,
+            upload_in.model_copy(update={"dataset": target_slug}),
+            parsed,
+            torrent_bytes,
+            new_dataset=dataset_in,
+        )
     except HoldfastError as exc:
-        # Only a race (the same torrent published at the same moment) gets here;
-        # the new dataset then exists without this upload, and the page says so.
-        if dataset_in is not None:
-            values = PublishForm(mode="existing", dataset=target_slug)
-            message = (
-                f"The dataset was created, but the torrent was not added: {exc.message}. "
-                "Add it again below."
-            )
-        else:
-            message = f"Nothing was published: {exc.message}."
+        # Only a race gets here (the same slug or torrent published at the same
+        # moment); the transaction stored nothing.
         return _publish_page(
             request,
             visitor,
             pages,
             instance,
             values,
-            errors={"torrent": exc.message, **exc.fields},
-            message=message,
+            errors=exc.fields or {"torrent": exc.message},
+            message=f"Nothing was published: {exc.message}.",
             status=exc.status,
         )
     return see_other(f"/uploads/{upload.infohash}")
