@@ -24,6 +24,8 @@ from collections.abc import Iterable
 
 import httpcore
 
+from holdfast.federation.netguard import is_public_address
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
@@ -42,21 +44,9 @@ class AddressRefused(AddressError):
 
 
 def is_public(address: IPAddress) -> bool:
-    """Whether `address` is a globally routable unicast address."""
-    if isinstance(address, ipaddress.IPv6Address):
-        mapped = address.ipv4_mapped or address.sixtofour
-        if mapped is not None:
-            return is_public(mapped)
-        if address.teredo is not None:
-            return False
-    return address.is_global and not (
-        address.is_multicast
-        or address.is_private
-        or address.is_loopback
-        or address.is_link_local
-        or address.is_reserved
-        or address.is_unspecified
-    )
+    """Whether `address` is a globally routable unicast address (one rule, shared with
+    federation's outbound fetches)."""
+    return is_public_address(address)
 
 
 async def resolve(
