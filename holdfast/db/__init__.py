@@ -19,7 +19,6 @@ from typing import Any
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import NullPool
 
 
 class Database:
@@ -43,13 +42,19 @@ class Database:
     @staticmethod
     def _sqlite_engine(url: str, *, echo: bool, immediate: bool) -> Engine:
         in_memory = url in ("sqlite://", "sqlite:///:memory:")
+        # Connections are pooled: opening one (and closing the last one on a WAL
+        # database) costs milliseconds per transaction. A pooled connection is used by
+        # one thread at a time, hence check_same_thread=False. The writer needs only one.
+        pool: dict[str, Any] = (
+            {}
+            if in_memory
+            else {"pool_size": 1 if immediate else 10, "max_overflow": 0 if immediate else 30}
+        )
         engine = create_engine(
             url,
             echo=echo,
             connect_args={"check_same_thread": False, "timeout": 30},
-            # A file database gets a connection per checkout so no connection is
-            # shared across threads; memory databases must keep their one connection.
-            poolclass=None if in_memory else NullPool,
+            **pool,
         )
 
         @event.listens_for(engine, "connect")
