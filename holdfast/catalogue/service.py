@@ -59,6 +59,8 @@ VERSIONED_FIELDS = (
     "tags",
 )
 FILE_INSERT_BATCH = 5000
+# Core inserts: no ORM bookkeeping for what can be 100,000 rows of one torrent.
+upload_files_insert = insert(UploadFile)
 
 
 def require_account(actor: Account | None, doing: str) -> Account:
@@ -487,16 +489,18 @@ class Catalogue:
         s.add(upload)
         s.flush()
         s.add(TorrentBlob(upload_id=upload.id, data=torrent_bytes))
-        files = torrent.files
+        # One pass over the files: the file list builds its entries on iteration.
+        all_paths: list[str] = []
         batch: list[dict[str, Any]] = []
-        for idx, f in enumerate(files):
+        for idx, f in enumerate(torrent.files):
+            all_paths.append(f.path)
             batch.append({"upload_id": upload.id, "idx": idx, "path": f.path, "size": f.size})
             if len(batch) >= FILE_INSERT_BATCH:
-                s.execute(insert(UploadFile), batch)
+                s.connection().execute(upload_files_insert, batch)
                 batch = []
         if batch:
-            s.execute(insert(UploadFile), batch)
-        paths = path_index_text([f.path for f in files])
+            s.connection().execute(upload_files_insert, batch)
+        paths = path_index_text(all_paths)
         body = " ".join([fields.description, dataset.title, torrent.comment or ""])
         _upsert_document(s, "upload", upload.id, dataset.id, torrent.name, body, paths)
         dataset.updated_at = utcnow()
