@@ -36,7 +36,9 @@ def _extensions() -> list[Extension]:
     for name in (
         "holdfast.web.extension",
         "holdfast.swarm.extension",
+        "holdfast.seeding.extension",
         "holdfast.federation.extension",
+        "holdfast.arrays.extension",
     ):
         try:
             module = importlib.import_module(name)

@@ -13,7 +13,7 @@ import os
 import secrets
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import platformdirs
 from pydantic import Field, field_validator
@@ -131,6 +131,85 @@ class Settings(BaseSettings):
     )
     job_lock_seconds: int = Field(default=300, ge=1, description="How long a worker holds a job.")
 
+    # --- swarm: the embedded tracker and scraping of other trackers
+    tracker: bool = Field(default=True, description="Run the embedded BitTorrent tracker.")
+    tracker_open: bool = Field(
+        default=False,
+        description="Track any infohash, not only those of uploads in this catalogue.",
+    )
+    tracker_udp_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="UDP port of the tracker (BEP 15). Default: the HTTP port's number; "
+        "0 picks a free port.",
+    )
+    tracker_http_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Also answer HTTP announces on this dedicated port (faster than the "
+        "/announce route of the main server). Default: off.",
+    )
+    tracker_interval: int = Field(
+        default=1800, ge=10, description="Seconds clients are asked to wait between announces."
+    )
+    tracker_max_peers: int = Field(
+        default=1_000_000, ge=100, description="Peers kept in memory across all swarms."
+    )
+    scrape_interval_minutes: int = Field(
+        default=30, ge=1, description="How often the trackers named in torrents are scraped."
+    )
+    scrape_concurrency: int = Field(
+        default=8, ge=1, le=256, description="Trackers scraped at the same time."
+    )
+    scrape_timeout_seconds: float = Field(
+        default=15.0, gt=0, description="Time allowed for one tracker to answer a scrape."
+    )
+
+    # --- the instance's own seeder and webseed
+    seeder: bool = Field(
+        default=True, description="Seed every upload whose data is in the storage folder."
+    )
+    storage_dir: Path | None = Field(
+        default=None,
+        description="Folder holding the data the instance seeds. Default: <data_dir>/storage.",
+    )
+    seeder_port: int = Field(
+        default=6881, ge=0, le=65535, description="BitTorrent listen port (0 picks a free port)."
+    )
+    seeder_max_connections: int = Field(
+        default=200, ge=2, description="Most peer connections the seeder keeps open."
+    )
+    seeder_upload_rate: int = Field(
+        default=0, ge=0, description="Upload limit in bytes per second (0: unlimited)."
+    )
+    seeder_download_rate: int = Field(
+        default=0, ge=0, description="Download limit in bytes per second (0: unlimited)."
+    )
+    webseed: bool = Field(
+        default=True,
+        description="Serve stored data over HTTP with Range requests (BEP 19) and list the "
+        "instance as a webseed.",
+    )
+
+    # --- federation (ActivityPub)
+    federation: bool = Field(default=True, description="Federate with other instances.")
+    federation_mode: Literal["open", "allowlist", "blocklist"] = Field(
+        default="open",
+        description="open: talk to any peer; allowlist: only peers an admin allowed; "
+        "blocklist: any peer but those an admin blocked.",
+    )
+    federation_auto_accept: bool = Field(
+        default=True, description="Accept follows from peers without an admin's review."
+    )
+    federation_max_request_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Largest ActivityPub request body accepted."
+    )
+    federation_resync_minutes: int = Field(
+        default=60, ge=1, description="How often followed peers' outboxes are re-read."
+    )
+
     @field_validator("public_url")
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
@@ -169,6 +248,19 @@ class Settings(BaseSettings):
             return self.public_url
         host = self.host if ":" not in self.host else f"[{self.host}]"
         return f"http://{host}:{self.port}"
+
+    @property
+    def resolved_storage_dir(self) -> Path:
+        return self.storage_dir or self.data_dir / "storage"
+
+    @property
+    def resolved_tracker_udp_port(self) -> int:
+        return self.port if self.tracker_udp_port is None else self.tracker_udp_port
+
+    @property
+    def announce_url(self) -> str:
+        """The embedded tracker's HTTP announce URL, suggested for new torrents."""
+        return f"{self.base_url}/announce"
 
     @property
     def resolved_database_url(self) -> str:

@@ -25,6 +25,8 @@ def _option_type(annotation: Any) -> tuple[Any, bool]:
         return bool, True
     if annotation is int:
         return int, False
+    if annotation is float:
+        return float, False
     if annotation is Path:
         return click.Path(path_type=Path), False
     return str, False

@@ -7,18 +7,29 @@ of failing half-way, while readers never wait. PostgreSQL is used as is.
 Services use `db.read()` for queries and `db.write()` for changes; `write()` commits
 once when the block ends and rolls back on any exception, so stored data is never
 half-written.
+
+Other parts of the instance (federation, the tracker's allow-list, the seeder) learn
+what a transaction changed through `db.on_commit(callback)`: after each committed
+write, the callback gets the set of `(table, id)` pairs of the ORM rows the
+transaction added, changed or deleted.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger("holdfast.db")
+
+Changes = frozenset[tuple[str, int]]
+CommitListener = Callable[[Changes], None]
 
 
 class Database:
@@ -38,6 +49,16 @@ class Database:
             self._write_lock = nullcontext()
         self._read_sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._write_sessions = sessionmaker(self.write_engine, expire_on_commit=False)
+        self._commit_listeners: list[CommitListener] = []
+
+        @event.listens_for(self._write_sessions, "after_flush")
+        def _collect(session: Session, _context: Any) -> None:
+            changed: set[tuple[str, int]] = session.info.setdefault("changes", set())
+            for obj in (*session.new, *session.dirty, *session.deleted):
+                table = getattr(obj, "__tablename__", None)
+                ident = getattr(obj, "id", None)
+                if table is not None and isinstance(ident, int):
+                    changed.add((table, ident))
 
     @staticmethod
     def _sqlite_engine(url: str, *, echo: bool, immediate: bool) -> Engine:
@@ -97,7 +118,22 @@ class Database:
                 session.rollback()
                 raise
             finally:
+                changes = frozenset(session.info.pop("changes", ()))
                 session.close()
+        # Outside the write lock, so that a listener may itself write.
+        if changes and self._commit_listeners:
+            self._notify(changes)
+
+    def on_commit(self, listener: CommitListener) -> None:
+        """Call `listener(changes)` after every committed write that changed ORM rows."""
+        self._commit_listeners.append(listener)
+
+    def _notify(self, changes: Changes) -> None:
+        for listener in list(self._commit_listeners):
+            try:
+                listener(changes)
+            except Exception:  # a listener's failure never undoes a committed write
+                log.exception("commit listener %r failed", listener)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -17,6 +17,7 @@ MODEL_MODULES = (
     "holdfast.moderation.models",
     "holdfast.jobs.models",
     "holdfast.swarm.models",
+    "holdfast.seeding.models",
     "holdfast.federation.models",
 )
 
