@@ -150,9 +150,10 @@ class TrackerHTTPHandler:
             raise TrackerRequestError("missing port")
         if left is None:
             raise TrackerRequestError("missing left")
-        result = self.tracker.announce(
-            infohash, client_ip, port, left=left, event=event, numwant=numwant
-        )
+        with self.tracker.lock:
+            result = self.tracker.announce(
+                infohash, client_ip, port, left=left, event=event, numwant=numwant
+            )
         peers, peers6 = result.peers, result.peers6
         body = b"d8:completei%de10:downloadedi%de10:incompletei%de8:intervali%de" % (
             result.seeders,
@@ -177,7 +178,8 @@ class TrackerHTTPHandler:
                     )
         if not wanted:
             raise TrackerRequestError("full scrape is not supported: name info_hash values")
-        stats = self.tracker.scrape(wanted)
+        with self.tracker.lock:
+            stats = self.tracker.scrape(wanted)
         parts = [b"d5:filesd"]
         for infohash in sorted(stats):
             s = stats[infohash]

@@ -21,6 +21,7 @@ import functools
 import logging
 import random
 import socket
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -217,6 +218,7 @@ class Tracker:
       infohashes (see `AllowList`) or `allow_all` for an open tracker. It runs on
       every announce and must be fast.
     - A peer that has not announced for `peer_expiry` seconds is dropped.
+    - Not thread-safe by itself: callers on several threads hold `lock`.
     - Memory is bounded by `max_swarms`, `max_peers_per_swarm` and `max_peers`: past
       them, announces are still answered but the new peer is not stored (and a new
       swarm is refused), so what is already tracked keeps working.
@@ -263,6 +265,9 @@ class Tracker:
         self._changed: set[bytes] = set()
         self._undrained_completed: dict[bytes, int] = {}
         self._random = random.Random()  # peer sampling needs no secrecy
+        # Not taken by the methods themselves: front ends and housekeeping running on
+        # different threads hold it around each call.
+        self.lock = threading.Lock()
 
     # --- size
 
@@ -538,8 +543,10 @@ async def maintain(
     pending: dict[bytes, SwarmUpdate] = {}
     while True:
         await asyncio.sleep(every)
-        tracker.expire()
-        for infohash, update in tracker.drain_changed().items():
+        with tracker.lock:
+            tracker.expire()
+            drained = tracker.drain_changed()
+        for infohash, update in drained.items():
             earlier = pending.get(infohash)
             if earlier is not None:
                 update = SwarmUpdate(
