@@ -58,6 +58,11 @@ class PieceFetcher(ABC):
     """Somewhere the bytes of a torrent's pieces can be had. Methods may block; the reader
     calls them from worker threads, several at once."""
 
+    # True when the fetcher's source checks pieces against the torrent itself (a
+    # BitTorrent session): then a piece the reader cannot check (a v2 torrent without its
+    # piece layers) is still accepted from it
+    verifies_pieces: bool = False
+
     def __init__(self) -> None:
         self.stats = FetchStats()
 
@@ -125,6 +130,8 @@ class TorrentReader:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="holdfast-piece")
         self._dirs = _directories(torrent.files.paths)
         self._closed = False
+        # files handed over by seed_file (e.g. the zarr.json an instance sent)
+        self.known_files = 0
 
     # -- the tree ------------------------------------------------------------------------
 
@@ -224,6 +231,7 @@ class TorrentReader:
             found.append((index, bytes(buffer)))
         for index, content in found:
             self.cache.put(index, content)
+        self.known_files += 1
         return True
 
     def close(self) -> None:
@@ -295,12 +303,21 @@ class TorrentReader:
     def _fetch_run(self, run: list[Piece]) -> list[bytes]:
         if not self.verify:
             return self.fetcher.fetch_run(self.pieces, run, None)
-        for piece in run:
-            if not self.pieces.can_verify(piece):
+        checkable = [self.pieces.can_verify(piece) for piece in run]
+        if not all(checkable):
+            if not self.fetcher.verifies_pieces:
+                index = run[checkable.index(False)].index
                 raise SourceError(
-                    f"piece {piece.index} cannot be verified: the torrent has neither v1 "
+                    f"piece {index} cannot be verified: the torrent has neither v1 "
                     "piece hashes nor the v2 piece layer for it"
                 )
+            # only a source that checks pieces itself may serve these, one at a time
+            return [
+                self.fetcher.fetch_piece(self.pieces, piece, None)
+                if not ok
+                else self._fetch_run([piece])[0]
+                for piece, ok in zip(run, checkable, strict=True)
+            ]
         checks: list[Verifier] = [partial(self.pieces.verify, piece) for piece in run]
         datas = self.fetcher.fetch_run(self.pieces, run, checks)
         # a fetcher must not hand back unverified bytes; check rather than trust it

@@ -5,7 +5,8 @@
 
 SOURCE is a .torrent file, its URL, or an instance upload URL. `info` reads metadata
 only (zarr.json documents, .npy headers); `get` fetches only the pieces holding the
-chunks of the slice. Pieces come from the torrent's web seeds.
+chunks of the slice. Pieces come from BitTorrent peers (the torrent's trackers, a
+magnet's peers, --peer) with the torrent's web seeds as fallback, or from web seeds only.
 """
 
 from __future__ import annotations
@@ -55,21 +56,53 @@ def arrays(ctx: click.Context) -> None:
         click.echo(ctx.get_help())
 
 
-_webseed_option = click.option(
-    "--webseed",
-    "webseeds",
-    multiple=True,
-    metavar="URL",
-    help="Read from this web seed instead of the torrent's own (repeatable).",
-)
+def _peer(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise click.BadParameter(f"{value!r} is not HOST:PORT")
+    return host.strip("[]"), int(port)
 
 
-def _open(source: str, webseeds: tuple[str, ...]) -> Any:
+def _source_options(func: Any) -> Any:
+    func = click.option(
+        "--webseed",
+        "webseeds",
+        multiple=True,
+        metavar="URL",
+        help="Read from this web seed instead of the torrent's own (repeatable).",
+    )(func)
+    func = click.option(
+        "--peer",
+        "peers",
+        multiple=True,
+        metavar="HOST:PORT",
+        help="Connect to this BitTorrent peer at once (repeatable).",
+    )(func)
+    func = click.option(
+        "--swarm/--no-swarm",
+        default=None,
+        help="Read from peers (with web seeds as fallback) or from web seeds only; "
+        "by default from peers when the torrent has trackers or --peer is given.",
+    )(func)
+    return func
+
+
+def _open(
+    source: str,
+    webseeds: tuple[str, ...],
+    peers: tuple[str, ...] = (),
+    swarm: bool | None = None,
+) -> Any:
     from holdfast.arrays.errors import SourceError
     from holdfast.arrays.sources import open_reader
 
     try:
-        return open_reader(source, webseeds=list(webseeds) or None)
+        return open_reader(
+            source,
+            webseeds=list(webseeds) or None,
+            peers=[_peer(p) for p in peers] or None,
+            swarm=swarm,
+        )
     except SourceError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -77,9 +110,16 @@ def _open(source: str, webseeds: tuple[str, ...]) -> Any:
 @arrays.command()
 @click.argument("source")
 @click.argument("path", required=False)
-@_webseed_option
+@_source_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
-def info(source: str, path: str | None, webseeds: tuple[str, ...], as_json: bool) -> None:
+def info(
+    source: str,
+    path: str | None,
+    webseeds: tuple[str, ...],
+    peers: tuple[str, ...],
+    swarm: bool | None,
+    as_json: bool,
+) -> None:
     """The arrays in SOURCE (or under PATH in it): tree, shapes, dtypes, chunks.
 
     Only metadata is read: no chunk is downloaded.
@@ -87,7 +127,7 @@ def info(source: str, path: str | None, webseeds: tuple[str, ...], as_json: bool
     from holdfast.arrays.errors import ArraysError
     from holdfast.arrays.sources import zarr_roots
 
-    with _open(source, webseeds) as reader:
+    with _open(source, webseeds, peers, swarm) as reader:
         try:
             roots = [path.strip("/")] if path else zarr_roots(reader)
             nodes = [node for root in roots for node in _describe_zarr(reader, root)]
@@ -247,7 +287,7 @@ def parse_selection(text: str) -> tuple[Any, ...]:
     type=click.IntRange(min=1),
     help="Refuse slices larger than this many bytes.",
 )
-@_webseed_option
+@_source_options
 def get(
     source: str,
     path: str,
@@ -256,6 +296,8 @@ def get(
     force: bool,
     max_bytes: int,
     webseeds: tuple[str, ...],
+    peers: tuple[str, ...],
+    swarm: bool | None,
 ) -> None:
     """Read PATH[SLICE] of the array at PATH in SOURCE into a .npy file.
 
@@ -270,7 +312,7 @@ def get(
     index = parse_selection(selection)
     if output.exists() and not force:
         raise click.ClickException(f"{output} exists; use --force to overwrite it")
-    with _open(source, webseeds) as reader:
+    with _open(source, webseeds, peers, swarm) as reader:
         try:
             node = zarr.open(store=TorrentStore(reader, path.strip("/")), mode="r")
         except FileNotFoundError:

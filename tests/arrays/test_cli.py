@@ -107,7 +107,10 @@ def test_get_refuses_bad_requests(
 def test_bad_sources(tmp_path: Path) -> None:
     code, output = run("info", "magnet:?xt=urn:btih:" + "a" * 40)
     assert code == 1
-    assert "magnet links need a BitTorrent session" in output
+    assert "names no trackers and no peers" in output
+    code, output = run("info", "x.torrent", "--peer", "nonsense")
+    assert code == 2
+    assert "is not HOST:PORT" in output
     code, output = run("info", str(tmp_path / "missing.torrent"))
     assert code == 1
     assert "cannot read" in output

@@ -1,0 +1,409 @@
+"""Pieces from BitTorrent peers, through a libtorrent session, with web seeds as fallback.
+
+The session downloads nothing by itself: every piece starts at priority 0. Asking for a
+piece sets a deadline on it (`set_piece_deadline(..., alert_when_available)`), which
+makes libtorrent request it first from whichever connected peer has it and hand its bytes
+back in a `read_piece_alert` once the piece has passed libtorrent's own hash check. A
+piece that no connected peer has once the session had time to connect, or that does not
+arrive in time, is taken from the web seeds over HTTP Range instead.
+
+Tuned for the first read: the session ticks every 100 ms rather than 500, connects to
+known peers (`peers=`, a magnet's `x.pe`) the moment the torrent is added, reconnects
+without back-off, turns uTP off on loopback, and gives deadline pieces to the first
+unchoked peer. The bytes libtorrent writes go to a temporary folder removed on close;
+the reader's own piece cache stays bounded in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from typing import Any
+
+from holdfast.arrays.errors import PieceUnavailable, SourceError
+from holdfast.arrays.pieces import Piece, PieceMap
+from holdfast.arrays.source import PieceFetcher, Verifier
+from holdfast.arrays.webseed import WebseedFetcher
+from holdfast.torrents import Torrent, parse_torrent
+
+Peer = tuple[str, int]
+
+DEFAULT_LISTEN = "0.0.0.0:0,[::]:0"
+LOOPBACK_LISTEN = "127.0.0.1:0"
+
+
+@dataclass(frozen=True, slots=True)
+class PeerOptions:
+    """How the session looks for and waits on peers.
+
+    `grace`: seconds after the session started during which a piece nobody has yet is
+    still waited for (peers are connecting); afterwards such a piece comes from a web
+    seed at once. `timeout`: how long a piece may take from peers before the web seeds
+    are tried. `listen`: libtorrent's listen_interfaces. `utp`: None turns uTP off when
+    listening on loopback only (it is slow there) and on otherwise.
+    """
+
+    listen: str = DEFAULT_LISTEN
+    grace: float = 1.5
+    timeout: float = 20.0
+    dht: bool = False
+    utp: bool | None = None
+    metadata_timeout: float = 30.0
+
+
+def _lt() -> Any:
+    try:
+        import libtorrent as lt
+    except ImportError as exc:  # pragma: no cover - libtorrent is a core dependency
+        raise SourceError("reading from peers needs the libtorrent package") from exc
+    return lt
+
+
+def _session(lt: Any, options: PeerOptions) -> Any:
+    loopback = all(
+        part.strip().startswith(("127.", "[::1]", "localhost"))
+        for part in options.listen.split(",")
+    )
+    utp = (not loopback) if options.utp is None else options.utp
+    alerts = lt.alert.category_t
+    settings = {
+        "listen_interfaces": options.listen,
+        "enable_dht": options.dht,
+        "enable_lsd": False,
+        "enable_upnp": False,
+        "enable_natpmp": False,
+        "enable_outgoing_utp": utp,
+        "enable_incoming_utp": utp,
+        "allow_multiple_connections_per_ip": True,
+        "alert_mask": int(
+            alerts.error_notification
+            | alerts.status_notification
+            | alerts.storage_notification
+            | alerts.piece_progress_notification
+        ),
+        # the first piece is what a reader waits for: no idle ticks, no reconnect back-off
+        "tick_interval": 100,
+        "connection_speed": 200,
+        "torrent_connect_boost": 50,
+        "min_reconnect_time": 1,
+        "peer_connect_timeout": 5,
+        "request_timeout": 10,
+        "piece_timeout": 10,
+        "user_agent": "holdfast",
+        # with nothing wanted the torrent counts as finished; keep the seeds connected
+        "close_redundant_connections": False,
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return lt.session(settings)
+
+
+class LibtorrentFetcher(PieceFetcher):
+    """Pieces of one torrent from its swarm; `webseeds` (a WebseedFetcher) is the fallback.
+
+    Build it with :meth:`for_torrent` (a .torrent's bytes) or :meth:`for_magnet`.
+    """
+
+    # libtorrent checks each piece against the torrent before handing it over, so a
+    # piece the reader cannot check itself (a v2 torrent learnt from a magnet link has no
+    # piece layers) is still trustworthy when it came from peers
+    verifies_pieces = True
+
+    def __init__(
+        self,
+        session: Any,
+        handle: Any,
+        workdir: str,
+        *,
+        peers: Sequence[Peer] = (),
+        webseeds: WebseedFetcher | None = None,
+        options: PeerOptions | None = None,
+    ) -> None:
+        super().__init__()
+        self.lt = _lt()
+        self.session = session
+        self.handle = handle
+        self.options = options or PeerOptions()
+        self.webseeds = webseeds
+        self.peers = list(peers)
+        self._workdir = workdir
+        self._started = time.monotonic()
+        self._waiting: dict[int, list[Future[bytes]]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.peer_pieces = 0
+        self.webseed_pieces = 0
+        for peer in self.peers:
+            self._connect(peer)
+        self._thread = threading.Thread(target=self._pump, name="holdfast-libtorrent", daemon=True)
+        self._thread.start()
+
+    # -- building --------------------------------------------------------------------------
+
+    @classmethod
+    def for_torrent(
+        cls,
+        torrent_bytes: bytes,
+        *,
+        peers: Sequence[Peer] = (),
+        webseeds: WebseedFetcher | None = None,
+        options: PeerOptions | None = None,
+    ) -> LibtorrentFetcher:
+        lt = _lt()
+        options = options or PeerOptions()
+        session = _session(lt, options)
+        workdir = tempfile.mkdtemp(prefix="holdfast-pieces-")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                info = lt.torrent_info(lt.bdecode(torrent_bytes))
+            params = lt.add_torrent_params()
+            params.ti = info
+            params.save_path = workdir
+            params.piece_priorities = [0] * info.num_pieces()
+            # web seeds are fetched by us, piece by piece, only when peers fail
+            params.url_seeds = []
+            params.flags = (
+                params.flags & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused
+            ) | lt.torrent_flags.override_web_seeds
+            params.peers = [tuple(p) for p in peers]
+            handle = session.add_torrent(params)
+        except Exception as exc:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise SourceError(f"libtorrent refused the torrent: {exc}") from None
+        return cls(session, handle, workdir, peers=peers, webseeds=webseeds, options=options)
+
+    @classmethod
+    def for_magnet(
+        cls,
+        uri: str,
+        *,
+        peers: Sequence[Peer] = (),
+        options: PeerOptions | None = None,
+    ) -> tuple[LibtorrentFetcher, Torrent]:
+        """A fetcher for a magnet link and the torrent its peers described (BEP 9)."""
+        lt = _lt()
+        options = options or PeerOptions()
+        try:
+            params = lt.parse_magnet_uri(uri)
+        except Exception as exc:
+            raise SourceError(f"not a usable magnet link: {exc}") from None
+        known = [tuple(p) for p in peers] + [tuple(p) for p in params.peers]
+        if not known and not params.trackers and not options.dht:
+            raise SourceError(
+                "this magnet link names no trackers and no peers (x.pe); give a peer "
+                "address, or use the .torrent file or the instance's upload URL"
+            )
+        session = _session(lt, options)
+        workdir = tempfile.mkdtemp(prefix="holdfast-pieces-")
+        params.save_path = workdir
+        params.flags = (
+            (params.flags & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused)
+            | lt.torrent_flags.default_dont_download
+            | lt.torrent_flags.override_web_seeds
+        )
+        magnet_webseeds = list(params.url_seeds)
+        params.peers = known
+        params.url_seeds = []
+        handle = session.add_torrent(params)
+        for peer in known:
+            with contextlib.suppress(Exception):
+                handle.connect_peer(peer)
+        deadline = time.monotonic() + options.metadata_timeout
+        info = None
+        while time.monotonic() < deadline:
+            if handle.status().has_metadata:
+                info = handle.torrent_file()
+                break
+            session.wait_for_alert(100)
+            session.pop_alerts()
+        if info is None:
+            session.remove_torrent(handle)
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise SourceError(
+                f"no peer sent the torrent's metadata within {options.metadata_timeout:.0f} s"
+            )
+        handle.prioritize_pieces([0] * info.num_pieces())
+        torrent = parse_torrent(b"d4:info" + bytes(info.info_section()) + b"e")
+        webseeds = None
+        if magnet_webseeds or torrent.webseeds:
+            with contextlib.suppress(SourceError):
+                webseeds = WebseedFetcher(torrent, magnet_webseeds or None)
+        fetcher = cls(session, handle, workdir, peers=known, webseeds=webseeds, options=options)
+        return fetcher, torrent
+
+    # -- fetching --------------------------------------------------------------------------
+
+    def fetch_piece(self, pieces: PieceMap, piece: Piece, verify: Verifier | None) -> bytes:
+        future: Future[bytes] = Future()
+        index = piece.index
+        with self._lock:
+            self._waiting.setdefault(index, []).append(future)
+        self.handle.set_piece_deadline(index, 0, self.lt.deadline_flags_t.alert_when_available)
+        self._reconnect()
+        started = time.monotonic()
+        while True:
+            try:
+                data = future.result(timeout=0.05)
+            except FutureTimeout:
+                pass
+            else:
+                if verify is None or verify(data) or self.webseeds is None:
+                    with self._lock:
+                        self.peer_pieces += 1
+                    self.stats.add(pieces=1)
+                    return data
+                # libtorrent checked it; a mismatch means our reading was wrong: ask HTTP
+                return self._from_webseeds(pieces, piece, verify, "a peer piece failed")
+            now = time.monotonic()
+            if self._stop.is_set():
+                raise SourceError("the fetcher was closed")
+            nobody = now - self._started > self.options.grace and not self._available(index)
+            late = now - started > self.options.timeout
+            if nobody or late:
+                self._withdraw(index, future)
+                if future.done() and future.exception() is None:
+                    continue  # arrived just now
+                reason = "no connected peer has it" if nobody else "peers were too slow"
+                return self._from_webseeds(pieces, piece, verify, reason)
+
+    def fetch_run(
+        self, pieces: PieceMap, run: list[Piece], verify: list[Verifier] | None
+    ) -> list[bytes]:
+        # ask for all pieces of the run at once, then collect them in order
+        for piece in run:
+            self.handle.set_piece_deadline(piece.index, 0)
+        self._reconnect()
+        return super().fetch_run(pieces, run, verify)
+
+    @property
+    def bytes_from_peers(self) -> int:
+        return int(self.handle.status().total_payload_download)
+
+    def refresh_stats(self) -> FetchTotals:
+        peers = self.bytes_from_peers
+        web = self.webseeds.stats.bytes_fetched if self.webseeds is not None else 0
+        with self.stats.lock:
+            self.stats.bytes_fetched = peers + web
+        return FetchTotals(peers, web, self.peer_pieces, self.webseed_pieces)
+
+    def add_peer(self, peer: Peer) -> None:
+        self.peers.append(peer)
+        self._connect(peer)
+
+    def close(self) -> None:
+        if self._stop.is_set():
+            return
+        self.refresh_stats()
+        self._stop.set()
+        self._thread.join(timeout=5)
+        with self._lock:
+            waiting = [f for futures in self._waiting.values() for f in futures]
+            self._waiting.clear()
+        for future in waiting:
+            if not future.done():
+                future.set_exception(SourceError("the fetcher was closed"))
+        with contextlib.suppress(Exception):
+            self.session.remove_torrent(self.handle)
+        self.session = None
+        if self.webseeds is not None:
+            self.webseeds.close()
+        shutil.rmtree(self._workdir, ignore_errors=True)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _connect(self, peer: Peer) -> None:
+        with contextlib.suppress(Exception):
+            self.handle.connect_peer((peer[0], int(peer[1])))
+
+    def _reconnect(self) -> None:
+        """Dial the known peers again when none is connected.
+
+        While nothing is wanted the torrent counts as finished, and seeders drop
+        finished peers ("upload only" meets "upload only"); a new read must dial them
+        at once rather than wait for libtorrent's reconnect timers.
+        """
+        if self.peers and self.handle.status().num_peers == 0:
+            for peer in self.peers:
+                self._connect(peer)
+
+    def _available(self, index: int) -> bool:
+        try:
+            return bool(self.handle.piece_availability()[index] > 0)
+        except (IndexError, RuntimeError):
+            return False
+
+    def _withdraw(self, index: int, future: Future[bytes]) -> None:
+        with self._lock:
+            futures = self._waiting.get(index, [])
+            if future in futures:
+                futures.remove(future)
+            if not futures:
+                self._waiting.pop(index, None)
+                self.handle.reset_piece_deadline(index)
+                self.handle.piece_priority(index, 0)
+
+    def _from_webseeds(
+        self, pieces: PieceMap, piece: Piece, verify: Verifier | None, reason: str
+    ) -> bytes:
+        if self.webseeds is None:
+            raise PieceUnavailable(f"piece {piece.index}: {reason}, and there is no web seed")
+        if verify is None and not pieces.can_verify(piece):
+            raise PieceUnavailable(
+                f"piece {piece.index}: {reason}, and a web seed's copy could not be checked"
+            )
+        data = self.webseeds.fetch_piece(pieces, piece, verify)
+        with self._lock:
+            self.webseed_pieces += 1
+        self.stats.add(pieces=1)
+        return data
+
+    def _pump(self) -> None:
+        lt = self.lt
+        while not self._stop.is_set():
+            session = self.session
+            if session is None:
+                return
+            if session.wait_for_alert(100) is None:
+                continue
+            for alert in session.pop_alerts():
+                if isinstance(alert, lt.read_piece_alert):
+                    self._deliver(alert)
+                elif isinstance(alert, lt.piece_finished_alert):
+                    with self._lock:
+                        wanted = alert.piece_index in self._waiting
+                    if wanted:
+                        self.handle.read_piece(alert.piece_index)
+
+    def _deliver(self, alert: Any) -> None:
+        with self._lock:
+            futures = self._waiting.pop(alert.piece, [])
+        if not futures:
+            return
+        error = alert.error
+        if error and error.value():
+            exc = SourceError(f"libtorrent could not read piece {alert.piece}: {error.message()}")
+            for future in futures:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        data = bytes(alert.buffer)
+        for future in futures:
+            if not future.done():
+                future.set_result(data)
+
+
+@dataclass(frozen=True, slots=True)
+class FetchTotals:
+    from_peers: int  # payload bytes libtorrent downloaded
+    from_webseeds: int  # bytes the web seed fallback received
+    peer_pieces: int
+    webseed_pieces: int
