@@ -60,6 +60,7 @@ def create_torrent(
     collections: Sequence[str] = (),
     include_junk: bool = False,
     threads: int | None = None,
+    processes: bool | None = None,
     progress: ProgressCallback | None = None,
 ) -> CreatedTorrent:
     """Make a torrent of the file or folder at ``path``.
@@ -72,7 +73,10 @@ def create_torrent(
     tier) or a list of URLs (one tier). ``creation_date`` defaults to now; it
     is outside the info dictionary, so the infohash does not depend on it.
     Junk files (``.DS_Store``, ``Thumbs.db``, editor swap files...) are left
-    out unless ``include_junk``. ``threads`` defaults to the number of cores.
+    out unless ``include_junk``. ``threads`` (the number of hashing workers)
+    defaults to the number of cores; ``processes`` makes them child processes
+    (True) or threads (False), by default processes for large inputs (see
+    :func:`~holdfast.torrents.hashing.hash_stream`); the torrent is the same.
     """
     if version not in ("v1", "v2", "hybrid"):
         raise TorrentError(f"unknown torrent version {version!r}")
@@ -102,6 +106,7 @@ def create_torrent(
         v1=version in ("v1", "hybrid"),
         v2=version in ("v2", "hybrid"),
         threads=threads,
+        processes=processes,
         progress=progress,
     )
     roots: list[bytes | None] = [None] * len(files)

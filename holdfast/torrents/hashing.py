@@ -11,12 +11,19 @@ the size of the data.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
+import pickle
+import selectors
+import signal
+import struct
 import threading
+import traceback
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +40,8 @@ ProgressCallback = Callable[[int, int], None]
 CHUNK_SIZE = 8 * 1024 * 1024
 # Bytes read and hashed at a time: small enough to stay in the CPU cache.
 WINDOW_SIZE = 1024 * 1024
+# Streams at least this long are hashed in child processes rather than threads.
+PROCESS_MIN_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +275,21 @@ class _Worker:
         return v1, v2
 
 
+def _stream_length(stream: Stream) -> int:
+    return stream.data_size + sum(stream.pads)
+
+
+def _use_processes(processes: bool | None, workers: int, length: int) -> bool:
+    if workers < 2 or not hasattr(os, "fork"):
+        return False
+    if processes is not None:
+        return processes
+    # Forking from a thread of a larger program (a server's worker thread, say)
+    # copies whatever locks other threads hold; the main thread of a command
+    # is the safe and common case.
+    return length >= PROCESS_MIN_BYTES and threading.current_thread() is threading.main_thread()
+
+
 def hash_stream(
     stream: Stream,
     *,
@@ -273,42 +297,235 @@ def hash_stream(
     v2: bool,
     threads: int | None = None,
     progress: ProgressCallback | None = None,
+    processes: bool | None = None,
 ) -> StreamHashes:
-    """Hash the stream in parallel; results are in stream order."""
+    """Hash the stream in parallel; results are in stream order.
+
+    ``threads`` is the number of workers (default: the number of cores).
+    ``processes`` chooses child processes (True) or threads (False) for them;
+    by default, processes for streams of at least :data:`PROCESS_MIN_BYTES`
+    when called from the main thread on a platform that forks. Both give the
+    same hashes.
+    """
     piece_length = stream.piece_length
     workers = max(1, threads or os.cpu_count() or 1)
     chunk = max(piece_length, CHUNK_SIZE // piece_length * piece_length)
     worker = _Worker(stream.files, chunk, piece_length, v1)
+    length = _stream_length(stream)
 
     result = StreamHashes()
     done = 0
     total = stream.data_size
+    if _use_processes(processes, workers, length):
+        results = _run_processes(worker, stream, chunk, v2, workers, -(-length // chunk))
+    else:
+        results = _run_threads(worker, stream, chunk, v2, workers)
+    with closing(results):
+        for data_bytes, (digests, per_file) in results:
+            result.v1.extend(digests)
+            for index, hashes in per_file:
+                result.v2.setdefault(index, []).extend(hashes)
+            done += data_bytes
+            if progress is not None:
+                progress(done, total)
+    return result
+
+
+#: What a worker returns for a job: v1 piece hashes, (file index, v2 hashes) pairs.
+JobResult = tuple[list[bytes], list[tuple[int, list[bytes]]]]
+
+
+def _run_threads(
+    worker: _Worker, stream: Stream, chunk: int, do_v2: bool, workers: int
+) -> Generator[tuple[int, JobResult], None, None]:
+    """(data bytes, result) of every job in order, hashed by a pool of threads."""
     # Enough jobs queued to keep every thread busy, few enough to bound memory:
     # results are small, buffers are one per thread.
     max_in_flight = workers * 2
-    pending: deque[tuple[Future[Any], int]] = deque()
-
-    def collect_one() -> None:
-        nonlocal done
-        future, data_bytes = pending.popleft()
-        digests, per_file = future.result()
-        result.v1.extend(digests)
-        for index, hashes in per_file:
-            result.v2.setdefault(index, []).extend(hashes)
-        done += data_bytes
-        if progress is not None:
-            progress(done, total)
-
+    pending: deque[tuple[Future[JobResult], int]] = deque()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hash") as pool:
         try:
-            for job in _jobs(stream, chunk, v2):
+            for job in _jobs(stream, chunk, do_v2):
                 pending.append((pool.submit(worker, job), job.data_bytes))
                 while len(pending) >= max_in_flight or (pending and pending[0][0].done()):
-                    collect_one()
+                    future, data_bytes = pending.popleft()
+                    yield data_bytes, future.result()
             while pending:
-                collect_one()
-        except BaseException:
+                future, data_bytes = pending.popleft()
+                yield data_bytes, future.result()
+        finally:
             for future, _ in pending:
                 future.cancel()
-            raise
-    return result
+
+
+# -- child processes ----------------------------------------------------------------
+#
+# Threads share one interpreter lock: each hashlib call releases it while it
+# hashes, but taking it back, the 64-byte merkle hashes (too short to release
+# it) and the loop itself serialise the threads, and with both cores busy the
+# hand-offs cost a quarter more CPU time for v2. Forked children run the same
+# worker with an interpreter each. The parent hands out job numbers (a few
+# bytes over a pipe, at most two in flight per child); each child walks the
+# same deterministic job list, hashes the jobs it is given and sends back the
+# small results, which the parent puts in order. Nothing else crosses the pipes.
+
+_FRAME = struct.Struct("<Q")
+_IN_FLIGHT = 2
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _read_exact(fd: int, n: int) -> bytes | None:
+    """``n`` bytes from ``fd``, or None at end of file before the first byte."""
+    parts: list[bytes] = []
+    got = 0
+    while got < n:
+        part = os.read(fd, n - got)
+        if not part:
+            if got:
+                raise EOFError("pipe closed in the middle of a message")
+            return None
+        parts.append(part)
+        got += len(part)
+    return b"".join(parts)
+
+
+def _child_main(
+    worker: _Worker, stream: Stream, chunk: int, do_v2: bool, jobs_fd: int, results_fd: int
+) -> None:
+    """Hash the jobs whose numbers arrive on ``jobs_fd`` (increasing) until it closes."""
+    jobs = enumerate(_jobs(stream, chunk, do_v2))
+    position, job = -1, None
+    while True:
+        raw = _read_exact(jobs_fd, _FRAME.size)
+        if raw is None:
+            return
+        (number,) = _FRAME.unpack(raw)
+        while position < number:
+            position, job = next(jobs)
+        if job is None:  # pragma: no cover - job numbers start at 0
+            raise RuntimeError("no job")
+        message: tuple[Any, ...]
+        try:
+            message = ("ok", number, job.data_bytes, worker(job))
+        except TorrentError as exc:
+            message = ("error", number, str(exc))
+        except Exception:
+            message = ("failed", number, traceback.format_exc())
+        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        _write_all(results_fd, _FRAME.pack(len(data)) + data)
+
+
+@dataclass(slots=True)
+class _Child:
+    pid: int
+    jobs_fd: int
+    results_fd: int
+    in_flight: int = 0
+    reaped: bool = False
+
+
+def _fork_child(
+    worker: _Worker, stream: Stream, chunk: int, do_v2: bool, siblings: list[_Child]
+) -> _Child:
+    jobs_r, jobs_w = os.pipe()
+    results_r, results_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        code = 1
+        try:
+            # keep only our own pipe ends, so each child sees the end of its job pipe
+            for fd in (
+                jobs_w,
+                results_r,
+                *(f for c in siblings for f in (c.jobs_fd, c.results_fd)),
+            ):
+                os.close(fd)
+            gc.disable()  # short-lived, no cycles: spare the parent's pages from copying
+            _child_main(worker, stream, chunk, do_v2, jobs_r, results_w)
+            code = 0
+        finally:
+            # no atexit handlers, no flushing the parent's buffers
+            os._exit(code)
+    os.close(jobs_r)
+    os.close(results_w)
+    return _Child(pid, jobs_w, results_r)
+
+
+def _run_processes(
+    worker: _Worker, stream: Stream, chunk: int, do_v2: bool, workers: int, count: int
+) -> Generator[tuple[int, JobResult], None, None]:
+    """(data bytes, result) of each of the ``count`` jobs in order, hashed by child processes."""
+    children: list[_Child] = []
+    selector = selectors.DefaultSelector()
+    finished = False
+    try:
+        for _ in range(min(workers, count)):
+            child = _fork_child(worker, stream, chunk, do_v2, children)
+            children.append(child)
+            selector.register(child.results_fd, selectors.EVENT_READ, child)
+        next_job = 0
+        wanted = 0
+        ready: dict[int, tuple[int, JobResult]] = {}
+
+        def hand_out(child: _Child) -> None:
+            nonlocal next_job
+            while child.in_flight < _IN_FLIGHT and next_job < count:
+                _write_all(child.jobs_fd, _FRAME.pack(next_job))
+                child.in_flight += 1
+                next_job += 1
+
+        for child in children:
+            hand_out(child)
+        while wanted < count:
+            for key, _ in selector.select():
+                child = key.data
+                message = _receive(child)
+                if message[0] == "error":
+                    raise TorrentError(message[2])
+                if message[0] == "failed":
+                    raise RuntimeError(f"hashing in a child process failed:\n{message[2]}")
+                _, number, data_bytes, job_result = message
+                ready[number] = (data_bytes, job_result)
+                child.in_flight -= 1
+                hand_out(child)
+            while wanted in ready:
+                yield ready.pop(wanted)
+                wanted += 1
+        finished = True
+    finally:
+        selector.close()
+        for child in children:
+            os.close(child.jobs_fd)  # a child waiting for work ends here
+            if not finished and not child.reaped:
+                with suppress(ProcessLookupError):
+                    os.kill(child.pid, signal.SIGKILL)
+        for child in children:
+            if not child.reaped:
+                os.waitpid(child.pid, 0)
+            os.close(child.results_fd)
+
+
+def _receive(child: _Child) -> tuple[Any, ...]:
+    try:
+        raw = _read_exact(child.results_fd, _FRAME.size)
+        if raw is not None:
+            (size,) = _FRAME.unpack(raw)
+            data = _read_exact(child.results_fd, size)
+            if data is not None:
+                message: tuple[Any, ...] = pickle.loads(data)  # noqa: S301 - our own child
+                return message
+    except EOFError:
+        pass
+    _, status = os.waitpid(child.pid, 0)
+    child.reaped = True
+    how = (
+        f"signal {os.WTERMSIG(status)}"
+        if os.WIFSIGNALED(status)
+        else f"code {os.waitstatus_to_exitcode(status)}"
+    )
+    raise TorrentError(f"a hashing process ended unexpectedly ({how})")

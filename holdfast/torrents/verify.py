@@ -75,6 +75,7 @@ def verify_data(
     data_path: str | os.PathLike[str],
     *,
     threads: int | None = None,
+    processes: bool | None = None,
     progress: ProgressCallback | None = None,
 ) -> VerifyResult:
     """Hash the data at ``data_path`` and compare it with the torrent's hashes.
@@ -109,7 +110,9 @@ def verify_data(
     stream = Stream(stream_files, pads, piece_length)
     do_v1 = torrent.pieces is not None
     do_v2 = torrent.infohash_v2 is not None
-    hashes = hash_stream(stream, v1=do_v1, v2=do_v2, threads=threads, progress=progress)
+    hashes = hash_stream(
+        stream, v1=do_v1, v2=do_v2, threads=threads, processes=processes, progress=progress
+    )
     shift = 1 if lead else 0
     result.checked_bytes = stream.data_size
 

@@ -209,7 +209,7 @@ def test_bounded_memory_buffers(tmp_path: Path) -> None:
 
     hashing._Worker._buffer = spy  # type: ignore[method-assign]
     try:
-        t = create_torrent(path, version="hybrid", threads=2).torrent
+        t = create_torrent(path, version="hybrid", threads=2, processes=False).torrent
     finally:
         hashing._Worker._buffer = original  # type: ignore[method-assign]
     assert len(buffers) <= 2
