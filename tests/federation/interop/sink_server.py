@@ -1,9 +1,12 @@
 """Child process: COUNT follower actors whose inboxes record what arrives.
 
-`python -m tests.federation.interop.sink_server COUNT PUBLIC_KEY_PEM_FILE` serves
-`/actors/N` (an actor document whose `publicKey` is the given key), accepts any POST
-to `/actors/N/inbox` with 202, and reports arrivals at `/stats`; the activities
-themselves are at `/actors/N/received`. It checks no signatures: it only counts.
+`python -m tests.federation.interop.sink_server COUNT KEYS_JSON_FILE` serves
+`/actors/N` (an actor document whose `publicKey` is the file's `public_pem` and, when
+the file has a `multikey`, whose `assertionMethod` is that Ed25519 key), accepts any
+POST to `/actors/N/inbox` with 202, and reports arrivals at `/stats`; the activities
+themselves are at `/actors/N/received`. With `"layout": "instance"` actor 0 lives at
+`/actor` (`/actor/inbox`, ...), where a holdfast instance keeps its actor. It checks
+no signatures: it only counts.
 """
 
 from __future__ import annotations
@@ -27,15 +30,19 @@ from tests.federation.interop.children import announce, bind_loopback
 ACTIVITY_JSON = "application/activity+json"
 
 
-def build_app(count: int, public_pem: str, base_url: str) -> Starlette:
+def build_app(count: int, keys: dict[str, Any], base_url: str) -> Starlette:
     arrivals: dict[int, list[tuple[float, str]]] = defaultdict(list)
     received: dict[int, list[Any]] = defaultdict(list)
 
+    instance_layout = keys.get("layout") == "instance"
+
     def actor_url(n: int) -> str:
+        if instance_layout and n == 0:
+            return f"{base_url}/actor"
         return f"{base_url}/actors/{n}"
 
     def number(request: Request) -> int:
-        n = int(request.path_params["n"])
+        n = int(request.path_params.get("n", 0))
         if not 0 <= n < count:
             raise ValueError(n)
         return n
@@ -55,8 +62,22 @@ def build_app(count: int, public_pem: str, base_url: str) -> Starlette:
             "outbox": f"{url}/outbox",
             "followers": f"{url}/followers",
             "following": f"{url}/following",
-            "publicKey": {"id": f"{url}#main-key", "owner": url, "publicKeyPem": public_pem},
+            "publicKey": {
+                "id": f"{url}#main-key",
+                "owner": url,
+                "publicKeyPem": keys["public_pem"],
+            },
         }
+        if keys.get("multikey"):
+            document["@context"].append("https://w3id.org/security/multikey/v1")
+            document["assertionMethod"] = [
+                {
+                    "id": f"{url}#ed25519-key",
+                    "type": "Multikey",
+                    "controller": url,
+                    "publicKeyMultibase": keys["multikey"],
+                }
+            ]
         return Response(json.dumps(document), media_type=ACTIVITY_JSON)
 
     async def inbox(request: Request) -> Response:
@@ -91,6 +112,9 @@ def build_app(count: int, public_pem: str, base_url: str) -> Starlette:
 
     return Starlette(
         routes=[
+            Route("/actor", actor),
+            Route("/actor/inbox", inbox, methods=["POST"]),
+            Route("/actor/received", got),
             Route("/actors/{n}", actor),
             Route("/actors/{n}/inbox", inbox, methods=["POST"]),
             Route("/actors/{n}/received", got),
@@ -102,16 +126,14 @@ def build_app(count: int, public_pem: str, base_url: str) -> Starlette:
 
 def main() -> None:
     count = int(sys.argv[1])
-    public_pem = Path(sys.argv[2]).read_text(encoding="ascii")
+    keys = json.loads(Path(sys.argv[2]).read_text(encoding="utf-8"))
     sock = bind_loopback()
     port = sock.getsockname()[1]
     base_url = f"http://127.0.0.1:{port}"
 
     import uvicorn
 
-    server = uvicorn.Server(
-        uvicorn.Config(build_app(count, public_pem, base_url), log_level="warning")
-    )
+    server = uvicorn.Server(uvicorn.Config(build_app(count, keys, base_url), log_level="warning"))
 
     async def serve() -> None:
         loop = asyncio.get_running_loop()
@@ -120,7 +142,12 @@ def main() -> None:
             {
                 "port": port,
                 "base_url": base_url,
-                "actors": [f"{base_url}/actors/{n}" for n in range(count)],
+                "actors": [
+                    f"{base_url}/actor"
+                    if keys.get("layout") == "instance" and n == 0
+                    else f"{base_url}/actors/{n}"
+                    for n in range(count)
+                ],
             }
         )
         await server.serve(sockets=[sock])

@@ -22,14 +22,17 @@ ACTIVITY_JSON = "application/activity+json"
 class SinkServers:
     """`servers` child processes with `per_server` actors each, sharing one RSA key."""
 
-    def __init__(self, workdir: Path, *, servers: int, per_server: int) -> None:
+    def __init__(
+        self, workdir: Path, *, servers: int, per_server: int, layout: str = "actors"
+    ) -> None:
         self.workdir = workdir
+        self.layout = layout
         self.keys = InstanceKeys.generate()
         self.children = [
             ChildServer(
                 "tests.federation.interop.sink_server",
                 str(per_server),
-                str(workdir / "sink-key.pem"),
+                str(workdir / "sink-keys.json"),
                 workdir=workdir / f"sink{n}",
             )
             for n in range(servers)
@@ -39,7 +42,12 @@ class SinkServers:
 
     def __enter__(self) -> SinkServers:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        (self.workdir / "sink-key.pem").write_text(self.keys.rsa_public_pem, encoding="ascii")
+        keys = {
+            "public_pem": self.keys.rsa_public_pem,
+            "multikey": self.keys.public_key_multibase,
+            "layout": self.layout,
+        }
+        (self.workdir / "sink-keys.json").write_text(json.dumps(keys), encoding="utf-8")
         try:
             for child in self.children:
                 info = self._stack.enter_context(child)
@@ -62,7 +70,12 @@ class SinkServers:
         for base in self.bases():
             stats = httpx.get(f"{base}/stats", timeout=30).json()
             for n, items in stats.items():
-                found[f"{base}/actors/{n}"] = [(at, kind) for at, kind in items]
+                actor = (
+                    f"{base}/actor"
+                    if self.layout == "instance" and n == "0"
+                    else f"{base}/actors/{n}"
+                )
+                found[actor] = [(at, kind) for at, kind in items]
         return found
 
     def received(self, actor: str) -> list[Any]:
