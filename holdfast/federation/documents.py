@@ -333,6 +333,8 @@ def upload_document(identity: InstanceIdentity, upload: UploadInfo) -> dict[str,
         "to": [PUBLIC],
         "cc": [identity.followers_url],
     }
+    if upload.description:
+        document["description"] = upload.description
     if upload.infohash_v1:
         document["infohashV1"] = upload.infohash_v1
     if upload.infohash_v2:
@@ -459,6 +461,8 @@ def dataset_document(identity: InstanceIdentity, version: DatasetVersionInfo) ->
         "to": [PUBLIC],
         "cc": [identity.followers_url],
     }
+    if version.description:
+        document["description"] = version.description
     if version.parent_hash is not None:
         document["prov:wasRevisionOf"] = version.version_url(version.parent_hash)
     if version.updated is not None:

@@ -18,6 +18,7 @@ ACTIVITY_ACCEPT = 'application/activity+json, application/ld+json; profile="http
 JSON_MEDIA_TYPES = frozenset(
     {"application/activity+json", "application/ld+json", "application/json", "application/jrd+json"}
 )
+TORRENT_ACCEPT = "application/x-bittorrent"
 MAX_FETCH_BYTES = 1024 * 1024
 MAX_REDIRECTS = 3
 USER_AGENT = f"holdfast/{__version__}"

@@ -1,0 +1,870 @@
+"""Applying peers' activities to this instance: follows, mirrored datasets and uploads.
+
+`Receiver(federation, client).receive(activity, sender)` applies one activity that
+`sender` is known to have sent (a verified inbox delivery, or an item of `sender`'s
+outbox read over a signed fetch). Every object must carry an FEP-8b32 proof by its
+origin's did:key; the key must be one the origin's actor lists, or (when the origin
+cannot be reached, e.g. it was taken down) the one already pinned for it.
+
+Mirrored items are ordinary catalogue rows (status `approved`, or `pending` for a
+peer under review) with no account; `federation_objects` keeps each one's JSON as
+received and its origin. The same infohash from several instances is one upload with
+several objects (its sources). A dataset edit whose `prov:wasRevisionOf` is the
+current version advances the dataset; any other unknown edit is kept as a `fork`.
+An origin's Delete removes the item (unless another source still offers an upload)
+and is relayed; an unreachable origin only marks its peer `unreachable_since`.
+
+`sync_peer` reads a peer's outbox oldest-first from its cursor: the backfill after an
+accepted follow, and the periodic re-sync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from holdfast.catalogue.models import (
+    Dataset,
+    DatasetVersion,
+    Scarcity,
+    Status,
+    Threat,
+    TorrentBlob,
+    Upload,
+)
+from holdfast.catalogue.service import (
+    _index_dataset,
+    _tags,
+    _upsert_document,
+    snapshot,
+    upload_files_insert,
+    version_hash,
+)
+from holdfast.catalogue.text import path_index_text, render_markdown
+from holdfast.db.base import utcnow
+from holdfast.federation.errors import FederationError, FetchError, ProofRejected
+from holdfast.federation.fetch import TORRENT_ACCEPT, fetch, fetch_json
+from holdfast.federation.keys import actor_assertion_keys
+from holdfast.federation.models import (
+    FedObject,
+    Follow,
+    FollowState,
+    ObjectState,
+    Peer,
+    SeenActivity,
+    Trust,
+)
+from holdfast.federation.proofs import owner_of, verify_proof
+from holdfast.federation.service import INBOUND, OUTBOUND, Federation, dumps, host_of
+from holdfast.moderation.models import Report
+from holdfast.moderation.service import refresh_upload_count
+from holdfast.torrents import TorrentError, parse_torrent
+
+log = logging.getLogger("holdfast.federation")
+
+MAX_TORRENT_BYTES = 64 * 1024 * 1024
+MAX_SYNC_PAGES = 10_000
+FETCH_CONCURRENCY = 8
+_HEX40 = re.compile(r"[0-9a-f]{40}")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_SLUG = re.compile(r"[^a-z0-9_-]+")
+
+
+class Refused(FederationError):
+    """An activity this instance will not apply (answered 400/403 on the inbox)."""
+
+    def __init__(self, detail: str, status: int = 400) -> None:
+        super().__init__(detail)
+        self.status = status
+
+
+def types_of(document: Mapping[str, Any]) -> set[str]:
+    kind = document.get("type")
+    if isinstance(kind, str):
+        return {kind}
+    if isinstance(kind, list):
+        return {k for k in kind if isinstance(k, str)}
+    return set()
+
+
+def id_of(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping) and isinstance(value.get("id"), str):
+        return str(value["id"])
+    return None
+
+
+def _http(value: Any) -> str | None:
+    if isinstance(value, str) and urlsplit(value).scheme in ("http", "https") and len(value) < 2048:
+        return value
+    return None
+
+
+def _text(value: Any, limit: int) -> str:
+    return value[:limit] if isinstance(value, str) else ""
+
+
+class Receiver:
+    """Applies activities for one instance (see the module docstring)."""
+
+    def __init__(self, federation: Federation, client: httpx.AsyncClient) -> None:
+        self.fed = federation
+        self.db = federation.db
+        self.client = client
+
+    async def run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.to_thread(fn, *args)
+
+    # ----------------------------------------------------------------- dispatch
+
+    async def receive(
+        self, activity: Mapping[str, Any], sender: str, *, from_outbox: bool = False
+    ) -> str:
+        """Apply `activity` sent by `sender`; returns what happened (for logs and tests)."""
+        actor = id_of(activity.get("actor"))
+        if actor != sender:
+            raise Refused(f"activity actor {actor!r} is not its sender {sender!r}", 401)
+        if not self.fed.actor_allowed(sender):
+            raise Refused(f"{host_of(sender)} is not federated with", 403)
+        activity_id = id_of(activity)
+        kinds = types_of(activity)
+        if activity_id and await self.run(self._seen, activity_id):
+            return "duplicate"
+        if "Follow" in kinds and not from_outbox:
+            outcome = await self.on_follow(activity, sender)
+        elif kinds & {"Accept", "Reject"} and not from_outbox:
+            outcome = await self.run(self._on_answer, activity, sender, "Accept" in kinds)
+        elif "Undo" in kinds:
+            outcome = await self.run(self._on_undo, activity, sender)
+        elif kinds & {"Create", "Update"}:
+            outcome = await self.on_create(activity, sender)
+        elif "Delete" in kinds:
+            outcome = await self.on_delete(activity, sender, relayed_by=None)
+        elif "Announce" in kinds:
+            outcome = await self.on_announce(activity, sender)
+        elif "Flag" in kinds and not from_outbox:
+            outcome = await self.run(self._on_flag, activity, sender)
+        else:
+            outcome = "ignored"
+        if activity_id:
+            await self.run(self._mark_seen, activity_id, sender)
+        return outcome
+
+    def _seen(self, activity_id: str) -> bool:
+        with self.db.read() as s:
+            found = s.scalar(select(SeenActivity.id).where(SeenActivity.activity_id == activity_id))
+            return found is not None
+
+    def _mark_seen(self, activity_id: str, actor: str) -> None:
+        try:
+            with self.db.write() as s:
+                if (
+                    s.scalar(select(SeenActivity.id).where(SeenActivity.activity_id == activity_id))
+                    is None
+                ):
+                    s.add(SeenActivity(activity_id=activity_id[:2048], actor=actor[:2048]))
+        except IntegrityError:
+            pass
+
+    # ------------------------------------------------------------------ follows
+
+    async def on_follow(self, activity: Mapping[str, Any], sender: str) -> str:
+        if id_of(activity.get("object")) != self.fed.identity.actor_url:
+            raise Refused("a Follow must name this instance's actor")
+        peer = await self.fed.actor(self.client, sender)
+        auto = self.fed.settings.federation_auto_accept
+        follow_id = id_of(activity) or ""
+        with self.db.write() as s:
+            row = s.scalar(
+                select(Follow).where(Follow.peer_id == peer.id, Follow.direction == INBOUND)
+            )
+            if row is None:
+                row = Follow(peer_id=peer.id, direction=INBOUND, activity_id=follow_id)
+                s.add(row)
+            row.activity_id = follow_id
+            row.updated_at = utcnow()
+            if row.state != FollowState.accepted.value:
+                row.state = (FollowState.accepted if auto else FollowState.pending).value
+            if row.state == FollowState.accepted.value:
+                self.fed.answer_follow(s, peer, dict(activity), accept=True)
+        return "follow accepted" if auto else "follow pending"
+
+    def _on_answer(self, activity: Mapping[str, Any], sender: str, accepted: bool) -> str:
+        follow_id = id_of(activity.get("object"))
+        with self.db.write() as s:
+            peer = s.scalar(select(Peer).where(Peer.actor_id == sender))
+            if peer is None:
+                return "ignored"
+            row = s.scalar(
+                select(Follow).where(Follow.peer_id == peer.id, Follow.direction == OUTBOUND)
+            )
+            if row is None or (follow_id and follow_id != row.activity_id):
+                return "ignored"
+            row.state = (FollowState.accepted if accepted else FollowState.rejected).value
+            row.updated_at = utcnow()
+            if accepted:
+                from holdfast.federation.jobs import queue_sync
+
+                queue_sync(s, peer.id)
+        return "follow accepted by peer" if accepted else "follow rejected by peer"
+
+    def _on_undo(self, activity: Mapping[str, Any], sender: str) -> str:
+        inner = activity.get("object")
+        if isinstance(inner, Mapping) and "Follow" not in types_of(inner):
+            return "ignored"
+        with self.db.write() as s:
+            peer = s.scalar(select(Peer).where(Peer.actor_id == sender))
+            if peer is None:
+                return "ignored"
+            row = s.scalar(
+                select(Follow).where(Follow.peer_id == peer.id, Follow.direction == INBOUND)
+            )
+            if row is None:
+                return "ignored"
+            if id_of(inner) not in (row.activity_id, None):
+                return "ignored"
+            s.delete(row)
+        return "unfollowed"
+
+    def _on_flag(self, activity: Mapping[str, Any], sender: str) -> str:
+        objects = activity.get("object")
+        targets = objects if isinstance(objects, list) else [objects]
+        reason = f"reported by {sender}: {_text(activity.get('content'), 4000)}".strip()
+        made = 0
+        with self.db.write() as s:
+            for target in targets[:20]:
+                ident = id_of(target)
+                if ident is None:
+                    continue
+                found = self._local_target(s, ident)
+                if found is None:
+                    continue
+                kind, item_id = found
+                s.add(
+                    Report(target_type=kind, target_id=item_id, kind="other", reason=reason[:5000])
+                )
+                made += 1
+        return f"{made} reports"
+
+    def _local_target(self, s: Session, ident: str) -> tuple[str, int] | None:
+        obj = s.scalar(select(FedObject).where(FedObject.object_id == ident))
+        if obj is not None:
+            if obj.kind == "upload" and obj.upload_id:
+                return "upload", obj.upload_id
+            if obj.kind == "dataset" and obj.dataset_id:
+                return "dataset", obj.dataset_id
+        base = self.fed.base_url
+        if ident.startswith(f"{base}/uploads/"):
+            infohash = ident.rsplit("/", 1)[-1].lower()
+            upload_id = s.scalar(
+                select(Upload.id).where(
+                    (Upload.infohash_v2 == infohash) | (Upload.infohash_v1 == infohash)
+                )
+            )
+            return ("upload", upload_id) if upload_id else None
+        if ident.startswith(f"{base}/datasets/"):
+            slug = ident[len(f"{base}/datasets/") :].split("/", 1)[0]
+            dataset_id = s.scalar(select(Dataset.id).where(Dataset.slug == slug))
+            return ("dataset", dataset_id) if dataset_id else None
+        return None
+
+    # ------------------------------------------------------------------- proofs
+
+    async def check_origin_proof(self, document: Mapping[str, Any], origin: str) -> None:
+        """The document carries a valid proof by a key its origin controls."""
+        try:
+            verified = verify_proof(document)
+        except ProofRejected as exc:
+            raise Refused(f"proof refused: {exc}", 401) from exc
+        if owner_of(document) != origin:
+            raise Refused(f"the proof's document is owned by {owner_of(document)!r}, not {origin}")
+        key = verified.public_key_multibase
+        peer = self.fed.peer(origin)
+        if peer is not None and peer.did_key == key:
+            return
+        try:
+            peer = await self.fed.actor(self.client, origin, refresh=peer is not None)
+        except FederationError:
+            # The origin cannot be reached: the key already pinned for it decides; a
+            # first key is pinned from the first valid proof.
+            peer = self.fed.peer(origin)
+            if peer is not None and peer.did_key and peer.did_key != key:
+                raise Refused(f"{origin} proves its objects with another key", 401) from None
+            await self.run(self._pin_key, origin, key)
+            return
+        if key not in actor_assertion_keys(json.loads(peer.actor_json)):
+            raise Refused(f"{origin} does not list {key} in its assertionMethod", 401)
+
+    def _pin_key(self, origin: str, key: str) -> None:
+        with self.db.write() as s:
+            peer = self.fed.ensure_peer(s, origin)
+            if not peer.did_key:
+                peer.did_key = key
+
+    # ------------------------------------------------------------------ objects
+
+    async def resolve(self, value: Any) -> dict[str, Any]:
+        if isinstance(value, dict):
+            return value
+        url = _http(value)
+        if url is None:
+            raise Refused("the activity's object is neither embedded nor a URL")
+        if not self.fed.actor_allowed(url):
+            raise Refused(f"{host_of(url)} is not federated with", 403)
+        _, document = await fetch_json(self.client, url, sign=self.fed.signer)
+        if not isinstance(document, dict):
+            raise Refused(f"{url} is not a JSON object")
+        return document
+
+    async def on_create(self, activity: Mapping[str, Any], sender: str) -> str:
+        obj = await self.resolve(activity.get("object"))
+        await self.check_origin_proof(obj, sender)
+        return await self.apply_object(obj, origin=sender, received_from=sender)
+
+    async def on_announce(self, activity: Mapping[str, Any], sender: str) -> str:
+        obj = activity.get("object")
+        if not isinstance(obj, dict):
+            return "ignored"  # announces of mere links (boosts) carry nothing to mirror
+        origin = owner_of(obj)
+        if origin is None:
+            raise Refused("the announced object names no owner")
+        if origin == self.fed.identity.actor_url:
+            return "ours"
+        if not self.fed.actor_allowed(origin):
+            raise Refused(f"{host_of(origin)} is not federated with", 403)
+        await self.check_origin_proof(obj, origin)
+        if "Delete" in types_of(obj):
+            return await self.on_delete(obj, origin, relayed_by=sender)
+        torrent = _http(activity.get("torrent"))
+        return await self.apply_object(obj, origin=origin, received_from=sender, torrent=torrent)
+
+    async def apply_object(
+        self,
+        obj: dict[str, Any],
+        *,
+        origin: str,
+        received_from: str,
+        torrent: str | None = None,
+    ) -> str:
+        kinds = types_of(obj)
+        if origin == self.fed.identity.actor_url:
+            return "ours"
+        if "holdfast:Dataset" in kinds:
+            return await self.run(self.apply_dataset, obj, origin, received_from)
+        if "holdfast:Upload" in kinds:
+            return await self.apply_upload(obj, origin, received_from, torrent)
+        return "ignored"
+
+    # datasets
+
+    def apply_dataset(self, doc: dict[str, Any], origin: str, received_from: str) -> str:
+        object_id = _http(doc.get("id"))
+        dataset_ref = _http(doc.get("prov:specializationOf"))
+        content_hash = doc.get("contentHash")
+        if not object_id or not dataset_ref or not isinstance(content_hash, str):
+            raise Refused("a dataset needs an id, prov:specializationOf and contentHash")
+        parent_url = _http(doc.get("prov:wasRevisionOf"))
+        parent_hash = "sha256:" + parent_url.rstrip("/").rsplit("/", 1)[-1] if parent_url else ""
+        with self.db.write() as s:
+            if s.scalar(select(FedObject.id).where(FedObject.object_id == object_id)):
+                return "known"
+            versions = list(
+                s.scalars(
+                    select(FedObject).where(
+                        FedObject.dataset_ref == dataset_ref, FedObject.kind == "dataset"
+                    )
+                )
+            )
+            if any(v.origin != origin for v in versions):
+                raise Refused("this dataset belongs to another origin", 403)
+            if any(v.state == ObjectState.deleted.value for v in versions):
+                return "deleted at its origin"
+            current = next((v for v in versions if v.state == ObjectState.current.value), None)
+            row = FedObject(
+                object_id=object_id,
+                kind="dataset",
+                origin=origin,
+                received_from=received_from,
+                dataset_ref=dataset_ref,
+                content_hash=content_hash[:80],
+                parent_hash=parent_hash[:80],
+                json=dumps(doc),
+            )
+            if current is None:
+                dataset = self._new_dataset(s, doc, origin)
+                row.dataset_id = dataset.id
+                s.add(row)
+                return "dataset created"
+            row.dataset_id = current.dataset_id
+            if any(v.parent_hash == content_hash for v in versions):
+                row.state = ObjectState.superseded.value  # an ancestor read late
+                s.add(row)
+                return "older version"
+            if parent_hash and parent_hash == current.content_hash:
+                edited = s.get(Dataset, current.dataset_id) if current.dataset_id else None
+                if edited is not None:
+                    self._edit_dataset(s, edited, doc)
+                current.state = ObjectState.superseded.value
+                s.add(row)
+                return "dataset updated"
+            row.state = ObjectState.fork.value
+            s.add(row)
+            return "fork kept for moderators"
+
+    def _status_for(self, s: Session, origin: str) -> str:
+        trust = s.scalar(select(Peer.trust).where(Peer.actor_id == origin))
+        return Status.pending.value if trust == Trust.review.value else Status.approved.value
+
+    def _fields(self, doc: Mapping[str, Any]) -> dict[str, Any]:
+        threat = doc.get("threat")
+        scarcity = doc.get("scarcity")
+        source = _http(doc.get("sourceUrl"))
+        tags = []
+        for tag in doc.get("tag") or []:
+            name = tag.get("name") if isinstance(tag, Mapping) else None
+            if isinstance(name, str) and name.startswith("#"):
+                word = name[1:].lower()
+                if re.fullmatch(r"[^\W_][\w-]{0,63}", word):
+                    tags.append(word)
+        return {
+            "title": _text(doc.get("name"), 300) or "Untitled",
+            "description": _text(doc.get("description"), 64 * 1024),
+            "source_urls": [source] if source else [],
+            "threat": threat if threat in {t.value for t in Threat} else Threat.unknown.value,
+            "scarcity": scarcity
+            if scarcity in {v.value for v in Scarcity}
+            else Scarcity.unknown.value,
+            "tags": tags[:32],
+        }
+
+    def _free_slug(self, s: Session, wanted: str, origin: str) -> str:
+        base = _SLUG.sub("-", wanted.lower()).strip("-")[:60] or "dataset"
+        candidates = [base, f"{base}-{_SLUG.sub('-', host_of(origin))}"[:90]]
+        candidates += [f"{candidates[1]}-{n}" for n in range(2, 50)]
+        for slug in candidates:
+            if s.scalar(select(Dataset.id).where(Dataset.slug == slug)) is None:
+                return slug
+        raise Refused("no free slug for this dataset")
+
+    def _new_dataset(self, s: Session, doc: Mapping[str, Any], origin: str) -> Dataset:
+        fields = self._fields(doc)
+        slug = self._free_slug(s, _text(doc.get("slug"), 100) or fields["title"], origin)
+        dataset = Dataset(
+            slug=slug,
+            title=fields["title"],
+            description=fields["description"],
+            description_html=render_markdown(fields["description"]),
+            source_urls=fields["source_urls"],
+            publisher=host_of(origin)[:300],
+            threat=fields["threat"],
+            scarcity=fields["scarcity"],
+            status=self._status_for(s, origin),
+            account_id=None,
+        )
+        dataset.tags = _tags(s, fields["tags"])
+        s.add(dataset)
+        s.flush()
+        data = snapshot(dataset)
+        s.add(
+            DatasetVersion(
+                dataset_id=dataset.id,
+                number=1,
+                summary=f"mirrored from {host_of(origin)}",
+                data=data,
+                content_hash=version_hash(data, None),
+            )
+        )
+        _index_dataset(s, dataset)
+        return dataset
+
+    def _edit_dataset(self, s: Session, dataset: Dataset, doc: Mapping[str, Any]) -> None:
+        fields = self._fields(doc)
+        dataset.title = fields["title"]
+        dataset.description = fields["description"]
+        dataset.description_html = render_markdown(fields["description"])
+        dataset.source_urls = fields["source_urls"]
+        dataset.threat = fields["threat"]
+        dataset.scarcity = fields["scarcity"]
+        dataset.tags = _tags(s, fields["tags"])
+        parent = s.scalar(
+            select(DatasetVersion).where(
+                DatasetVersion.dataset_id == dataset.id, DatasetVersion.number == dataset.version
+            )
+        )
+        parent_hash = parent.content_hash if parent else None
+        dataset.version += 1
+        dataset.updated_at = utcnow()
+        data = snapshot(dataset)
+        s.add(
+            DatasetVersion(
+                dataset_id=dataset.id,
+                number=dataset.version,
+                summary="edited at its origin",
+                data=data,
+                content_hash=version_hash(data, parent_hash),
+                parent_hash=parent_hash,
+            )
+        )
+        _index_dataset(s, dataset)
+
+    # uploads
+
+    async def apply_upload(
+        self, doc: dict[str, Any], origin: str, received_from: str, torrent: str | None
+    ) -> str:
+        object_id = _http(doc.get("id"))
+        v1 = doc.get("infohashV1")
+        v2 = doc.get("infohashV2")
+        v1 = v1 if isinstance(v1, str) and _HEX40.fullmatch(v1) else None
+        v2 = v2 if isinstance(v2, str) and _HEX64.fullmatch(v2) else None
+        dataset_ref = _http(doc.get("dataset"))
+        if not object_id or not (v1 or v2) or not dataset_ref:
+            raise Refused("an upload needs an id, an infohash and its dataset")
+        infohash = v2 or v1 or ""
+        known = await self.run(self._upload_known, object_id)
+        if known:
+            return known
+        dataset_id = await self.run(self._current_dataset, dataset_ref)
+        if dataset_id is None:
+            try:
+                dataset_doc = await self.resolve(dataset_ref)
+                await self.check_origin_proof(dataset_doc, origin)
+                await self.run(self.apply_dataset, dataset_doc, origin, received_from)
+            except (FederationError, httpx.HTTPError) as exc:
+                log.info("dataset %s of %s unavailable: %s", dataset_ref, object_id, exc)
+            dataset_id = await self.run(self._current_dataset, dataset_ref)
+        if dataset_id is None:
+            await self.run(self._store_unfetched, doc, origin, received_from, infohash)
+            return "dataset unavailable"
+        if await self.run(self._link_existing, doc, origin, received_from, v1, v2, dataset_id):
+            return "source added"
+        data = None
+        for url in dict.fromkeys(u for u in (_http(doc.get("torrent")), torrent) if u):
+            if not self.fed.actor_allowed(url):
+                continue
+            try:
+                fetched = await fetch(
+                    self.client,
+                    url,
+                    accept=TORRENT_ACCEPT,
+                    max_bytes=MAX_TORRENT_BYTES,
+                    sign=self.fed.signer,
+                )
+            except (FederationError, httpx.HTTPError) as exc:
+                log.info("torrent %s unavailable: %s", url, exc)
+                continue
+            data = fetched.body
+            break
+        if data is None:
+            await self.run(self._store_unfetched, doc, origin, received_from, infohash)
+            return "torrent unavailable"
+        try:
+            parsed = parse_torrent(data)
+        except TorrentError as exc:
+            raise Refused(f"the upload's .torrent is invalid: {exc}") from exc
+        if (v1 and parsed.infohash_v1 != v1) or (v2 and parsed.infohash_v2 != v2):
+            raise Refused("the .torrent does not have the infohash its upload names")
+        return await self.run(
+            self._insert_upload, doc, origin, received_from, parsed, data, dataset_id
+        )
+
+    def _upload_known(self, object_id: str) -> str | None:
+        with self.db.read() as s:
+            state = s.scalar(select(FedObject.state).where(FedObject.object_id == object_id))
+        if state is None or state == ObjectState.unfetched.value:
+            return None
+        return "deleted at its origin" if state == ObjectState.deleted.value else "known"
+
+    def _current_dataset(self, dataset_ref: str) -> int | None:
+        with self.db.read() as s:
+            return s.scalar(
+                select(FedObject.dataset_id).where(
+                    FedObject.dataset_ref == dataset_ref,
+                    FedObject.kind == "dataset",
+                    FedObject.state == ObjectState.current.value,
+                )
+            )
+
+    def _object_row(
+        self, s: Session, doc: Mapping[str, Any], origin: str, received_from: str, infohash: str
+    ) -> FedObject:
+        row = s.scalar(select(FedObject).where(FedObject.object_id == doc["id"]))
+        if row is None:
+            row = FedObject(object_id=doc["id"], kind="upload", origin=origin, json=dumps(doc))
+            s.add(row)
+        row.received_from = received_from
+        row.infohash = infohash
+        row.json = dumps(doc)
+        row.updated_at = utcnow()
+        return row
+
+    def _store_unfetched(
+        self, doc: Mapping[str, Any], origin: str, received_from: str, infohash: str
+    ) -> None:
+        with self.db.write() as s:
+            row = self._object_row(s, doc, origin, received_from, infohash)
+            row.state = ObjectState.unfetched.value
+
+    def _link_existing(
+        self,
+        doc: Mapping[str, Any],
+        origin: str,
+        received_from: str,
+        v1: str | None,
+        v2: str | None,
+        dataset_id: int,
+    ) -> bool:
+        with self.db.write() as s:
+            conditions = []
+            if v1:
+                conditions.append(Upload.infohash_v1 == v1)
+            if v2:
+                conditions.append(Upload.infohash_v2 == v2)
+            from sqlalchemy import or_
+
+            upload = s.scalar(select(Upload).where(or_(*conditions)))
+            if upload is None:
+                return False
+            row = self._object_row(s, doc, origin, received_from, upload.infohash)
+            row.state = ObjectState.current.value
+            row.upload_id = upload.id
+            row.dataset_id = upload.dataset_id
+            return True
+
+    def _insert_upload(
+        self,
+        doc: Mapping[str, Any],
+        origin: str,
+        received_from: str,
+        torrent: Any,
+        data: bytes,
+        dataset_id: int,
+    ) -> str:
+        with self.db.write() as s:
+            conditions = []
+            if torrent.infohash_v1:
+                conditions.append(Upload.infohash_v1 == torrent.infohash_v1)
+            if torrent.infohash_v2:
+                conditions.append(Upload.infohash_v2 == torrent.infohash_v2)
+            from sqlalchemy import or_
+
+            upload = s.scalar(select(Upload).where(or_(*conditions)))
+            dataset = s.get(Dataset, dataset_id)
+            if dataset is None:
+                raise Refused("the upload's dataset is gone")
+            if upload is None:
+                description = _text(doc.get("description"), 64 * 1024)
+                upload = Upload(
+                    dataset_id=dataset_id,
+                    account_id=None,
+                    infohash_v1=torrent.infohash_v1,
+                    infohash_v2=torrent.infohash_v2,
+                    infohash_v2_short=torrent.infohash_v2[:40] if torrent.infohash_v2 else None,
+                    torrent_version=torrent.version,
+                    name=torrent.name,
+                    total_size=torrent.total_size,
+                    file_count=torrent.file_count,
+                    piece_length=torrent.piece_length,
+                    private=torrent.private,
+                    trackers=[list(tier) for tier in torrent.trackers],
+                    webseeds=list(torrent.webseeds),
+                    comment=(torrent.comment or "")[:10_000],
+                    created_by=(torrent.created_by or "")[:200],
+                    description=description,
+                    description_html=render_markdown(description),
+                    status=self._status_for(s, origin),
+                )
+                s.add(upload)
+                s.flush()
+                s.add(TorrentBlob(upload_id=upload.id, data=data))
+                paths: list[str] = []
+                batch: list[dict[str, Any]] = []
+                for idx, f in enumerate(torrent.files):
+                    paths.append(f.path)
+                    batch.append(
+                        {"upload_id": upload.id, "idx": idx, "path": f.path, "size": f.size}
+                    )
+                    if len(batch) >= 5000:
+                        s.connection().execute(upload_files_insert, batch)
+                        batch = []
+                if batch:
+                    s.connection().execute(upload_files_insert, batch)
+                body = " ".join([description, dataset.title, torrent.comment or ""])
+                _upsert_document(
+                    s, "upload", upload.id, dataset_id, torrent.name, body, path_index_text(paths)
+                )
+                dataset.updated_at = utcnow()
+                refresh_upload_count(s, dataset_id)
+            row = self._object_row(s, doc, origin, received_from, upload.infohash)
+            row.state = ObjectState.current.value
+            row.upload_id = upload.id
+            row.dataset_id = upload.dataset_id
+        return "upload created"
+
+    # ------------------------------------------------------------------ deletes
+
+    async def on_delete(
+        self, activity: Mapping[str, Any], origin: str, *, relayed_by: str | None
+    ) -> str:
+        target = id_of(activity.get("object"))
+        if target is None:
+            raise Refused("a Delete must name its object")
+        if target == origin:
+            return "ignored"  # an actor deleting itself: its items stay (never lost)
+        if relayed_by is None and "proof" in activity:
+            await self.check_origin_proof(activity, origin)
+        outcome = await self.run(self._apply_delete, dict(activity), target, origin)
+        return outcome
+
+    def _apply_delete(self, activity: dict[str, Any], target: str, origin: str) -> str:
+        with self.db.write() as s:
+            rows = list(
+                s.scalars(
+                    select(FedObject).where(
+                        (FedObject.object_id == target) | (FedObject.dataset_ref == target)
+                    )
+                )
+            )
+            if not rows:
+                return "unknown object"
+            if any(r.origin != origin for r in rows):
+                raise Refused("only an object's origin may delete it", 403)
+            touched_datasets: set[int] = set()
+            for row in rows:
+                row.state = ObjectState.deleted.value
+                row.deleted_at = utcnow()
+                if row.kind == "upload" and row.upload_id:
+                    self._maybe_remove_upload(s, row.upload_id)
+                if row.kind == "dataset" and row.dataset_id:
+                    touched_datasets.add(row.dataset_id)
+            for dataset_id in touched_datasets:
+                dataset = s.get(Dataset, dataset_id)
+                if dataset is not None and dataset.account_id is None:
+                    dataset.status = Status.removed.value
+                    dataset.removed_at = utcnow()
+                    dataset.moderation_note = f"deleted at its origin {host_of(origin)}"
+                    for upload in s.scalars(select(Upload).where(Upload.dataset_id == dataset_id)):
+                        for obj in s.scalars(
+                            select(FedObject).where(
+                                FedObject.upload_id == upload.id, FedObject.origin == origin
+                            )
+                        ):
+                            obj.state = ObjectState.deleted.value
+                            obj.deleted_at = utcnow()
+                        self._maybe_remove_upload(s, upload.id)
+            if "proof" in activity:
+                self.fed.relay_delete(s, activity, rows)
+        return "deleted"
+
+    def _maybe_remove_upload(self, s: Session, upload_id: int) -> None:
+        live = s.scalar(
+            select(FedObject.id).where(
+                FedObject.upload_id == upload_id, FedObject.state == ObjectState.current.value
+            )
+        )
+        upload = s.get(Upload, upload_id)
+        if upload is None or live is not None or upload.account_id is not None:
+            return
+        upload.status = Status.removed.value
+        upload.removed_at = utcnow()
+        upload.moderation_note = "deleted at its origin"
+        refresh_upload_count(s, upload.dataset_id)
+
+    # -------------------------------------------------------------- outbox sync
+
+    async def sync_peer(self, peer_id: int, *, max_pages: int = MAX_SYNC_PAGES) -> dict[str, int]:
+        """Read a followed peer's outbox oldest-first from its cursor; returns counts."""
+        peer = await self.run(self._peer_by_id, peer_id)
+        if peer is None or peer.blocked or not self.fed.host_allowed(peer.host):
+            return {"pages": 0, "items": 0, "failed": 0}
+        counts = {"pages": 0, "items": 0, "failed": 0}
+        try:
+            if not peer.outbox:
+                peer = await self.fed.fetch_actor(self.client, peer.actor_id)
+            cursor = peer.cursor
+            for _ in range(max_pages):
+                url = f"{peer.outbox}?after={cursor}"
+                _, page = await fetch_json(self.client, url, sign=self.fed.signer)
+                if not isinstance(page, dict):
+                    raise FetchError(f"{url} is not a collection page")
+                items = page.get("orderedItems") or []
+                counts["pages"] += 1
+                if not isinstance(items, list) or not items:
+                    break
+                for item in items:
+                    if not isinstance(item, dict):
+                        continue
+                    try:
+                        await self.receive(item, peer.actor_id, from_outbox=True)
+                        counts["items"] += 1
+                    except (FederationError, httpx.HTTPError) as exc:
+                        counts["failed"] += 1
+                        log.info("outbox item of %s not applied: %s", peer.actor_id, exc)
+                cursor = _next_cursor(page, cursor)
+                await self.run(self._save_cursor, peer_id, cursor, None)
+        except (FederationError, httpx.HTTPError) as exc:
+            log.info("peer %s unreachable: %s", peer.actor_id, exc)
+            await self.run(self._save_cursor, peer_id, None, exc)
+            raise
+        await self.run(self._save_cursor, peer_id, None, None)
+        await self.retry_unfetched(peer.actor_id)
+        return counts
+
+    async def retry_unfetched(self, received_from: str) -> None:
+        with self.db.read() as s:
+            rows = list(
+                s.execute(
+                    select(FedObject.json, FedObject.origin).where(
+                        FedObject.received_from == received_from,
+                        FedObject.state == ObjectState.unfetched.value,
+                    )
+                ).all()
+            )
+        for text, origin in rows[:500]:
+            try:
+                await self.apply_object(
+                    json.loads(text), origin=origin, received_from=received_from
+                )
+            except (FederationError, httpx.HTTPError) as exc:
+                log.info("unfetched object still unavailable: %s", exc)
+
+    def _peer_by_id(self, peer_id: int) -> Peer | None:
+        with self.db.read() as s:
+            return s.get(Peer, peer_id)
+
+    def _save_cursor(self, peer_id: int, cursor: int | None, error: Exception | None) -> None:
+        with self.db.write() as s:
+            peer = s.get(Peer, peer_id)
+            if peer is None:
+                return
+            if cursor is not None:
+                peer.cursor = cursor
+                peer.unreachable_since = None
+            elif error is not None:
+                peer.unreachable_since = peer.unreachable_since or utcnow()
+            else:
+                peer.synced_at = utcnow()
+                peer.unreachable_since = None
+
+
+def _next_cursor(page: Mapping[str, Any], cursor: int) -> int:
+    value = page.get("holdfast:cursor")
+    if isinstance(value, int) and not isinstance(value, bool) and value >= cursor:
+        return value
+    following = page.get("next")
+    if isinstance(following, str):
+        after = parse_qs(urlsplit(following).query).get("after")
+        if after and after[0].isdigit() and int(after[0]) >= cursor:
+            return int(after[0])
+    raise FetchError("the outbox page gives no next position")

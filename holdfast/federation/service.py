@@ -1,0 +1,875 @@
+"""The federation service: this instance's identity, peers, follows, outbox and policy.
+
+`Federation(db, settings)` holds no connections; every method opens its own
+transaction. Network work (fetching actors, delivering) takes an `httpx.AsyncClient`
+made by `netguard.guarded_client`, so private addresses are refused unless
+`settings.allow_private_addresses`.
+
+What a catalogue change does (`on_commit`, installed by the extension): an approved
+local dataset or upload becomes a signed Create (or an Update, for a new dataset
+version) in the outbox, delivered to every follower; a removed one becomes a Delete.
+A mirrored item that becomes visible here is Announced, with its origin's JSON and
+proof embedded unchanged, so our followers obtain it even when its origin is gone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from holdfast.api.schemas import magnet_link
+from holdfast.catalogue.models import Dataset, DatasetVersion, Status, Upload
+from holdfast.db import Changes, Database
+from holdfast.db.base import utcnow
+from holdfast.federation.discovery import FederationPolicy
+from holdfast.federation.documents import (
+    PUBLIC,
+    DatasetPartInfo,
+    DatasetVersionInfo,
+    InstanceIdentity,
+    UploadInfo,
+    dataset_document,
+    instance_actor,
+    object_context,
+    upload_document,
+)
+from holdfast.federation.errors import DocumentError, FederationError, FetchError
+from holdfast.federation.fetch import fetch_json
+from holdfast.federation.httpsig import sign_request
+from holdfast.federation.keys import InstanceKeys, ResolvedKey, public_key_from_actor
+from holdfast.federation.models import (
+    FederationKeys,
+    FedObject,
+    Follow,
+    FollowState,
+    ObjectState,
+    OutboxItem,
+    Peer,
+)
+from holdfast.federation.proofs import create_proof
+from holdfast.settings import Settings
+
+log = logging.getLogger("holdfast.federation")
+
+INBOUND, OUTBOUND = "inbound", "outbound"
+ACTOR_CACHE_SECONDS = 3600
+MAX_DESCRIPTION = 60_000
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def host_of(url: str) -> str:
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    return f"{host}:{parts.port}" if parts.port else host
+
+
+def dumps(document: Mapping[str, Any]) -> str:
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+
+
+def slug_word(value: str) -> str | None:
+    word = value.strip().lower()
+    return word or None
+
+
+@dataclass(frozen=True)
+class PeerView:
+    id: int
+    actor_id: str
+    host: str
+    trust: str
+    blocked: bool
+    allowed: bool
+    unreachable_since: datetime | None
+    synced_at: datetime | None
+    cursor: int
+
+    @classmethod
+    def of(cls, peer: Peer) -> PeerView:
+        return cls(
+            peer.id,
+            peer.actor_id,
+            peer.host,
+            peer.trust,
+            peer.blocked,
+            peer.allowed,
+            peer.unreachable_since,
+            peer.synced_at,
+            peer.cursor,
+        )
+
+
+_keys_cache: dict[str, InstanceKeys] = {}
+_keys_lock = threading.Lock()
+
+
+class Federation:
+    """One instance's federation state (see the module docstring)."""
+
+    outbox_page_size = 50
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+        self.identity = InstanceIdentity(
+            base_url=settings.base_url,
+            name=settings.instance_name,
+            title=settings.instance_title,
+            manually_approves_followers=not settings.federation_auto_accept,
+        )
+
+    # ------------------------------------------------------------------ identity
+
+    @property
+    def base_url(self) -> str:
+        return self.identity.base_url
+
+    @property
+    def keys(self) -> InstanceKeys:
+        """The instance keys, made and stored on first use (the same in every process)."""
+        cache_key = self.db.url
+        with _keys_lock:
+            cached = _keys_cache.get(cache_key)
+            if cached is not None:
+                return cached
+            with self.db.read() as s:
+                row = s.scalar(select(FederationKeys).order_by(FederationKeys.id).limit(1))
+                stored = (
+                    {
+                        "rsa_private_pem": row.rsa_private_pem,
+                        "ed25519_private_pem": row.ed25519_private_pem,
+                    }
+                    if row
+                    else None
+                )
+            if stored is None:
+                fresh = InstanceKeys.generate().to_storage()
+                try:
+                    with self.db.write() as s:
+                        if s.scalar(select(func.count(FederationKeys.id))) == 0:
+                            s.add(FederationKeys(id=1, **fresh))
+                except IntegrityError:
+                    pass
+                with self.db.read() as s:
+                    row = s.get(FederationKeys, 1)
+                    assert row is not None
+                    stored = {
+                        "rsa_private_pem": row.rsa_private_pem,
+                        "ed25519_private_pem": row.ed25519_private_pem,
+                    }
+            keys = InstanceKeys.from_storage(stored)
+            _keys_cache[cache_key] = keys
+            return keys
+
+    def actor_document(self) -> dict[str, Any]:
+        keys = self.keys
+        return instance_actor(
+            self.identity, rsa_public=keys.rsa_public, ed25519_public=keys.ed25519_public
+        )
+
+    def policy(self) -> FederationPolicy:
+        with self.db.read() as s:
+            flag = Peer.allowed if self.settings.federation_mode == "allowlist" else Peer.blocked
+            hosts = sorted({h for h in s.scalars(select(Peer.host).where(flag.is_(True)))})
+        return FederationPolicy(
+            mode=self.settings.federation_mode,
+            peers=tuple(hosts),
+            publish_peers=False,
+            auto_accept_follows=self.settings.federation_auto_accept,
+        )
+
+    def sign(self, method: str, url: str, body: bytes | None = None) -> dict[str, str]:
+        return sign_request(
+            method, url, private_key=self.keys.rsa_private, key_id=self.identity.key_id, body=body
+        )
+
+    def signer(self, method: str, url: str) -> Mapping[str, str]:
+        return self.sign(method, url)
+
+    def new_id(self, kind: str) -> str:
+        return f"{self.base_url}/ap/{kind}/{secrets.token_hex(12)}"
+
+    # -------------------------------------------------------------------- policy
+
+    def host_allowed(self, host: str, session: Session | None = None) -> bool:
+        """Whether this instance talks to `host` at all (mode, allow- and blocklist)."""
+        if not self.settings.federation:
+            return False
+        host = host.lower()
+        if host == self.identity.host:
+            return True
+
+        def check(s: Session) -> bool:
+            rows = s.execute(select(Peer.blocked, Peer.allowed).where(Peer.host == host)).all()
+            if any(blocked for blocked, _ in rows):
+                return False
+            if self.settings.federation_mode == "allowlist":
+                return any(allowed for _, allowed in rows)
+            return True
+
+        if session is not None:
+            return check(session)
+        with self.db.read() as s:
+            return check(s)
+
+    def actor_allowed(self, actor_id: str) -> bool:
+        return self.host_allowed(host_of(actor_id))
+
+    # --------------------------------------------------------------------- peers
+
+    def peer(self, actor_id: str) -> Peer | None:
+        with self.db.read() as s:
+            return s.scalar(select(Peer).where(Peer.actor_id == actor_id))
+
+    def peers(self) -> list[PeerView]:
+        with self.db.read() as s:
+            return [PeerView.of(p) for p in s.scalars(select(Peer).order_by(Peer.id))]
+
+    def ensure_peer(self, s: Session, actor_id: str) -> Peer:
+        peer = s.scalar(select(Peer).where(Peer.actor_id == actor_id))
+        if peer is None:
+            peer = Peer(actor_id=actor_id, host=host_of(actor_id))
+            s.add(peer)
+            s.flush()
+        return peer
+
+    def set_peer(
+        self,
+        actor_id: str,
+        *,
+        trust: str | None = None,
+        blocked: bool | None = None,
+        allowed: bool | None = None,
+    ) -> PeerView:
+        """Change a peer's policy; blocking drops its follows both ways."""
+        with self.db.write() as s:
+            peer = self.ensure_peer(s, actor_id)
+            if trust is not None:
+                peer.trust = trust
+            if allowed is not None:
+                peer.allowed = allowed
+            if blocked is not None:
+                peer.blocked = blocked
+                if blocked:
+                    s.execute(delete(Follow).where(Follow.peer_id == peer.id))
+            s.flush()
+            return PeerView.of(peer)
+
+    def store_actor(self, actor: Mapping[str, Any], raw: bytes | str) -> Peer:
+        """Cache a fetched actor document (its inboxes, outbox and proof key)."""
+        actor_id = actor.get("id")
+        if not isinstance(actor_id, str):
+            raise DocumentError("actor has no id")
+        endpoints = actor.get("endpoints")
+        shared = endpoints.get("sharedInbox") if isinstance(endpoints, Mapping) else None
+        from holdfast.federation.keys import actor_assertion_keys
+
+        did_keys = actor_assertion_keys(actor)
+        with self.db.write() as s:
+            peer = self.ensure_peer(s, actor_id)
+            peer.inbox = str(actor.get("inbox") or "")[:2048]
+            peer.shared_inbox = str(shared or "")[:2048]
+            peer.outbox = str(actor.get("outbox") or "")[:2048]
+            peer.actor_json = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+            peer.fetched_at = utcnow()
+            if did_keys:
+                peer.did_key = did_keys[0]
+            s.flush()
+            s.expunge(peer)
+            return peer
+
+    async def fetch_actor(self, client: httpx.AsyncClient, actor_id: str) -> Peer:
+        if not self.actor_allowed(actor_id):
+            raise FederationError(f"{host_of(actor_id)} is not federated with")
+        fetched, document = await fetch_json(client, actor_id, sign=self.signer)
+        if not isinstance(document, dict) or document.get("id") != actor_id:
+            raise FetchError(f"{actor_id} did not answer with its own actor document")
+        return self.store_actor(document, fetched.body)
+
+    async def actor(
+        self, client: httpx.AsyncClient, actor_id: str, *, refresh: bool = False
+    ) -> Peer:
+        peer = self.peer(actor_id)
+        fresh = (
+            peer is not None
+            and peer.actor_json
+            and peer.fetched_at is not None
+            and (now() - peer.fetched_at).total_seconds() < ACTOR_CACHE_SECONDS
+        )
+        if peer is not None and fresh and not refresh:
+            return peer
+        return await self.fetch_actor(client, actor_id)
+
+    def key_resolver(self, client: httpx.AsyncClient) -> Any:
+        """A `KeyResolver` for one request: cache first, one re-fetch at most."""
+        fetched: set[str] = set()
+
+        async def resolve(key_id: str, *, refresh: bool) -> ResolvedKey | None:
+            actor_id = key_id.split("#", 1)[0]
+            if not self.actor_allowed(actor_id):
+                return None
+            peer = self.peer(actor_id)
+            if peer is None or not peer.actor_json or (refresh and actor_id not in fetched):
+                try:
+                    peer = await self.fetch_actor(client, actor_id)
+                except FederationError:
+                    return None
+                fetched.add(actor_id)
+            try:
+                return public_key_from_actor(json.loads(peer.actor_json), key_id)
+            except (ValueError, FederationError):
+                return None
+
+        return resolve
+
+    # ------------------------------------------------------------------- follows
+
+    def follows(self, direction: str | None = None) -> list[dict[str, Any]]:
+        with self.db.read() as s:
+            query = select(Follow, Peer).join(Peer, Peer.id == Follow.peer_id)
+            if direction:
+                query = query.where(Follow.direction == direction)
+            return [
+                {
+                    "id": f.id,
+                    "direction": f.direction,
+                    "actor": p.actor_id,
+                    "state": f.state,
+                    "activity": f.activity_id,
+                    "created_at": f.created_at,
+                }
+                for f, p in s.execute(query.order_by(Follow.id)).all()
+            ]
+
+    def follower_inboxes(self, s: Session) -> list[str]:
+        rows = s.execute(
+            select(Peer.shared_inbox, Peer.inbox)
+            .join(Follow, Follow.peer_id == Peer.id)
+            .where(
+                Follow.direction == INBOUND,
+                Follow.state == FollowState.accepted.value,
+                Peer.blocked.is_(False),
+            )
+        ).all()
+        return sorted({shared or inbox for shared, inbox in rows if shared or inbox})
+
+    def collection_actors(self, direction: str) -> list[str]:
+        with self.db.read() as s:
+            return list(
+                s.scalars(
+                    select(Peer.actor_id)
+                    .join(Follow, Follow.peer_id == Peer.id)
+                    .where(
+                        Follow.direction == direction, Follow.state == FollowState.accepted.value
+                    )
+                    .order_by(Follow.id)
+                )
+            )
+
+    # -------------------------------------------------------------------- outbox
+
+    def add_outbox(
+        self,
+        s: Session,
+        activity: dict[str, Any],
+        *,
+        inboxes: Iterable[str] | None = None,
+        public: bool = True,
+        sign: bool = True,
+    ) -> OutboxItem:
+        """Store an activity (proved by our key) and queue one delivery per inbox."""
+        if sign:
+            activity = create_proof(activity, self.keys.ed25519_private)
+        obj = activity.get("object")
+        object_id = obj if isinstance(obj, str) else (obj or {}).get("id", "")
+        item = OutboxItem(
+            activity_id=activity["id"],
+            type=str(activity["type"]),
+            object_id=str(object_id or "")[:2048],
+            public=public,
+            json=dumps(activity),
+        )
+        s.add(item)
+        s.flush()
+        targets = self.follower_inboxes(s) if inboxes is None else sorted(set(inboxes))
+        if targets:
+            from holdfast.federation.jobs import queue_deliveries
+
+            queue_deliveries(s, item.id, targets)
+        return item
+
+    def activity(self, kind: str, obj: Any, **extra: Any) -> dict[str, Any]:
+        activity: dict[str, Any] = {
+            "@context": object_context(),
+            "id": self.new_id("activities"),
+            "type": kind,
+            "actor": self.identity.actor_url,
+            "object": obj,
+            "published": now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "to": [PUBLIC],
+            "cc": [self.identity.followers_url],
+        }
+        activity.update(extra)
+        return activity
+
+    def outbox_page(self, *, after: int | None, before: int | None, limit: int) -> dict[str, Any]:
+        """One outbox page: `after` pages oldest-first, `before` newest-first."""
+        outbox = self.identity.outbox_url
+        with self.db.read() as s:
+            query = select(OutboxItem.id, OutboxItem.json).where(OutboxItem.public.is_(True))
+            if after is not None:
+                query = query.where(OutboxItem.id > after).order_by(OutboxItem.id)
+            else:
+                if before is not None:
+                    query = query.where(OutboxItem.id < before)
+                query = query.order_by(OutboxItem.id.desc())
+            rows = s.execute(query.limit(limit)).all()
+        page: dict[str, Any] = {
+            "@context": object_context(),
+            "id": f"{outbox}?after={after}" if after is not None else f"{outbox}?before={before}",
+            "type": "OrderedCollectionPage",
+            "partOf": outbox,
+            "orderedItems": [json.loads(text) for _, text in rows],
+        }
+        if after is not None:
+            last = rows[-1][0] if rows else after
+            page["next"] = f"{outbox}?after={last}"
+            page["holdfast:cursor"] = last
+        elif rows:
+            page["next"] = f"{outbox}?before={rows[-1][0]}"
+        return page
+
+    def outbox_collection(self) -> dict[str, Any]:
+        outbox = self.identity.outbox_url
+        with self.db.read() as s:
+            total = s.scalar(select(func.count(OutboxItem.id)).where(OutboxItem.public.is_(True)))
+        return {
+            "@context": object_context(),
+            "id": outbox,
+            "type": "OrderedCollection",
+            "totalItems": int(total or 0),
+            "first": f"{outbox}?before=",
+            # Oldest first: `?after=0`, then each page's `next`.
+            "last": f"{outbox}?after=0",
+        }
+
+    def outbox_item(self, activity_id: str) -> str | None:
+        with self.db.read() as s:
+            return s.scalar(
+                select(OutboxItem.json).where(
+                    OutboxItem.activity_id == activity_id, OutboxItem.public.is_(True)
+                )
+            )
+
+    # ---------------------------------------------------------- local documents
+
+    def dataset_url(self, slug: str) -> str:
+        return f"{self.base_url}/datasets/{slug}"
+
+    def upload_url(self, infohash: str) -> str:
+        return f"{self.base_url}/uploads/{infohash}"
+
+    def torrent_url(self, infohash: str) -> str:
+        return f"{self.base_url}/api/v1/uploads/{infohash}/torrent"
+
+    def _dataset_info(self, dataset: Dataset, parent_hash: str | None) -> DatasetVersionInfo:
+        return DatasetVersionInfo(
+            dataset_url=self.dataset_url(dataset.slug),
+            slug=dataset.slug,
+            title=dataset.title,
+            published=dataset.created_at,
+            description=dataset.description[:MAX_DESCRIPTION],
+            tags=tuple(dataset.tag_names),
+            source_url=dataset.source_urls[0] if dataset.source_urls else None,
+            threat=slug_word(dataset.threat),
+            scarcity=slug_word(dataset.scarcity),
+            parts=tuple(DatasetPartInfo(p.slug, p.title or p.slug) for p in dataset.parts),
+            parent_hash=parent_hash,
+            updated=dataset.updated_at if dataset.version > 1 else None,
+        )
+
+    def _upload_info(self, upload: Upload) -> UploadInfo:
+        dataset = upload.dataset
+        return UploadInfo(
+            url=self.upload_url(upload.infohash),
+            name=upload.name[:512] or upload.infohash,
+            dataset_url=self.dataset_url(dataset.slug),
+            dataset_title=dataset.title,
+            torrent_url=self.torrent_url(upload.infohash),
+            magnet=magnet_link(upload),
+            total_size=upload.total_size,
+            file_count=max(upload.file_count, 1),
+            piece_length=upload.piece_length,
+            published=upload.created_at,
+            infohash_v1=upload.infohash_v1,
+            infohash_v2=upload.infohash_v2,
+            description=upload.description[:MAX_DESCRIPTION],
+            tags=tuple(dataset.tag_names),
+        )
+
+    # ------------------------------------------------------- catalogue changes
+
+    def on_commit(self, changes: Changes) -> None:
+        """Publish what a committed catalogue change made visible or removed."""
+        if not self.settings.federation:
+            return
+        datasets: set[int] = set()
+        uploads: set[int] = set()
+        versions: set[int] = set()
+        for table, ident in changes:
+            if table == "datasets":
+                datasets.add(ident)
+            elif table == "uploads":
+                uploads.add(ident)
+            elif table == "dataset_versions":
+                versions.add(ident)
+        if not (datasets or uploads or versions):
+            return
+        try:
+            with self.db.write() as s:
+                if versions:
+                    datasets.update(
+                        s.scalars(
+                            select(DatasetVersion.dataset_id).where(DatasetVersion.id.in_(versions))
+                        )
+                    )
+                for dataset_id in sorted(datasets):
+                    self.publish_dataset(s, dataset_id)
+                for upload_id in sorted(uploads):
+                    self.publish_upload(s, upload_id)
+        except Exception:
+            log.exception("publishing catalogue changes failed")
+
+    def _local_current(self, s: Session, **where: Any) -> FedObject | None:
+        query = select(FedObject).where(
+            FedObject.local.is_(True), FedObject.state == ObjectState.current.value
+        )
+        for name, value in where.items():
+            query = query.where(getattr(FedObject, name) == value)
+        return s.scalar(query.order_by(FedObject.id.desc()).limit(1))
+
+    def _mirrored(self, s: Session, **where: Any) -> list[FedObject]:
+        query = select(FedObject).where(FedObject.local.is_(False))
+        for name, value in where.items():
+            query = query.where(getattr(FedObject, name) == value)
+        return list(s.scalars(query.order_by(FedObject.id)))
+
+    def publish_dataset(self, s: Session, dataset_id: int) -> FedObject | None:
+        """Create, Update, Delete or Announce a dataset as its state requires."""
+        dataset = s.get(Dataset, dataset_id)
+        if dataset is None:
+            return None
+        mirrored = self._mirrored(s, dataset_id=dataset_id)
+        if mirrored:
+            if dataset.status == Status.approved.value:
+                live = [o for o in mirrored if o.state == ObjectState.current.value]
+                for obj in live[-1:]:
+                    self.announce(s, obj)
+                return live[-1] if live else None
+            return None
+        current = self._local_current(s, dataset_id=dataset_id, kind="dataset")
+        if dataset.status != Status.approved.value:
+            if current is not None and dataset.status == Status.removed.value:
+                self._delete_local(s, current, "dataset")
+                for obj in s.scalars(
+                    select(FedObject).where(
+                        FedObject.local.is_(True),
+                        FedObject.kind == "upload",
+                        FedObject.state == ObjectState.current.value,
+                        FedObject.upload_id.in_(
+                            select(Upload.id).where(Upload.dataset_id == dataset_id)
+                        ),
+                    )
+                ):
+                    self._delete_local(s, obj, "upload")
+            return None
+        info = self._dataset_info(dataset, current.content_hash if current else None)
+        if current is not None:
+            # Unchanged when the content (given the same parent) would be that of the parent.
+            same = self._dataset_info(dataset, current.parent_hash or None)
+            if same.content_hash == current.content_hash:
+                return current
+        document = create_proof(dataset_document(self.identity, info), self.keys.ed25519_private)
+        obj = FedObject(
+            object_id=document["id"],
+            kind="dataset",
+            origin=self.identity.actor_url,
+            local=True,
+            received_from=self.identity.actor_url,
+            dataset_ref=info.dataset_url,
+            content_hash=info.content_hash,
+            parent_hash=info.parent_hash or "",
+            dataset_id=dataset_id,
+            json=dumps(document),
+        )
+        existing = s.scalar(select(FedObject).where(FedObject.object_id == obj.object_id))
+        if existing is not None:  # an edit back to an earlier content: same version URL
+            return existing
+        s.add(obj)
+        if current is not None:
+            current.state = ObjectState.superseded.value
+        s.flush()
+        self.add_outbox(s, self.activity("Update" if current else "Create", document))
+        return obj
+
+    def publish_upload(self, s: Session, upload_id: int) -> FedObject | None:
+        upload = s.get(Upload, upload_id)
+        if upload is None:
+            return None
+        visible = (
+            upload.status == Status.approved.value
+            and upload.dataset.status == Status.approved.value
+        )
+        mirrored = self._mirrored(s, upload_id=upload_id)
+        current = self._local_current(s, upload_id=upload_id, kind="upload")
+        if mirrored and current is None:
+            if visible:
+                self.publish_dataset(s, upload.dataset_id)
+                live = [o for o in mirrored if o.state == ObjectState.current.value]
+                for obj in live[:1]:
+                    self.announce(s, obj, torrent=self.torrent_url(upload.infohash))
+            return None
+        if not visible:
+            if current is not None and upload.status == Status.removed.value:
+                self._delete_local(s, current, "upload")
+            return None
+        if current is not None:
+            return current
+        if self.publish_dataset(s, upload.dataset_id) is None:
+            return None
+        document = create_proof(
+            upload_document(self.identity, self._upload_info(upload)), self.keys.ed25519_private
+        )
+        existing = s.scalar(select(FedObject).where(FedObject.object_id == document["id"]))
+        if existing is not None:
+            return existing
+        obj = FedObject(
+            object_id=document["id"],
+            kind="upload",
+            origin=self.identity.actor_url,
+            local=True,
+            received_from=self.identity.actor_url,
+            infohash=upload.infohash,
+            upload_id=upload_id,
+            dataset_id=upload.dataset_id,
+            json=dumps(document),
+        )
+        s.add(obj)
+        s.flush()
+        self.add_outbox(s, self.activity("Create", document))
+        return obj
+
+    def _delete_local(self, s: Session, obj: FedObject, kind: str) -> None:
+        obj.state = ObjectState.deleted.value
+        obj.deleted_at = utcnow()
+        former = ["Page", "holdfast:Dataset" if kind == "dataset" else "holdfast:Upload"]
+        target = obj.dataset_ref if kind == "dataset" and obj.dataset_ref else obj.object_id
+        tomb = {"id": target, "type": "Tombstone", "formerType": former}
+        self.add_outbox(s, self.activity("Delete", tomb))
+        if kind == "dataset":
+            for older in s.scalars(
+                select(FedObject).where(
+                    FedObject.dataset_ref == obj.dataset_ref, FedObject.local.is_(True)
+                )
+            ):
+                older.state = ObjectState.deleted.value
+                older.deleted_at = older.deleted_at or utcnow()
+
+    def announce(self, s: Session, obj: FedObject, **extra: Any) -> None:
+        """Relay a mirrored object (its JSON and proof unchanged) to our followers, once."""
+        done = s.scalar(
+            select(OutboxItem.id).where(
+                OutboxItem.object_id == obj.object_id, OutboxItem.type == "Announce"
+            )
+        )
+        if done is not None:
+            return
+        self.add_outbox(s, self.activity("Announce", json.loads(obj.json), **extra))
+
+    # ---------------------------------------------------------------- objects
+
+    def stored_object(self, object_id: str) -> FedObject | None:
+        with self.db.read() as s:
+            return s.scalar(select(FedObject).where(FedObject.object_id == object_id))
+
+    def dataset_object(self, slug: str) -> FedObject | None:
+        """The current object of the dataset shown here at /datasets/{slug}."""
+        with self.db.read() as s:
+            dataset_id = s.scalar(select(Dataset.id).where(Dataset.slug == slug))
+            if dataset_id is None:
+                return None
+            return s.scalar(
+                select(FedObject)
+                .where(FedObject.dataset_id == dataset_id, FedObject.kind == "dataset")
+                .order_by(
+                    (FedObject.state == ObjectState.current.value).desc(), FedObject.id.desc()
+                )
+                .limit(1)
+            )
+
+    def upload_object(self, infohash: str) -> FedObject | None:
+        """The object of the upload at /uploads/{infohash}: ours first, else its first source."""
+        with self.db.read() as s:
+            return s.scalar(
+                select(FedObject)
+                .where(FedObject.infohash == infohash.lower(), FedObject.kind == "upload")
+                .order_by(FedObject.local.desc(), FedObject.id)
+                .limit(1)
+            )
+
+    def sources(
+        self, *, upload_id: int | None = None, dataset_id: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Where an item came from: every object (ours or a peer's) that maps to it."""
+        with self.db.read() as s:
+            query = select(FedObject)
+            if upload_id is not None:
+                query = query.where(FedObject.upload_id == upload_id, FedObject.kind == "upload")
+            else:
+                query = query.where(FedObject.dataset_id == dataset_id, FedObject.kind == "dataset")
+            rows = list(s.scalars(query.order_by(FedObject.id)))
+            unreachable = {
+                p.actor_id: p.unreachable_since
+                for p in s.scalars(select(Peer).where(Peer.actor_id.in_({r.origin for r in rows})))
+            }
+        return [
+            {
+                "object": r.object_id,
+                "origin": r.origin,
+                "local": r.local,
+                "received_from": r.received_from,
+                "state": r.state,
+                "content_hash": r.content_hash or None,
+                "origin_unreachable_since": unreachable.get(r.origin),
+            }
+            for r in rows
+        ]
+
+    # ------------------------------------------------------- follow management
+
+    def answer_follow(
+        self, s: Session, peer: Peer, follow: dict[str, Any], *, accept: bool
+    ) -> None:
+        """Send Accept or Reject of a peer's Follow to that peer alone."""
+        answer = self.activity("Accept" if accept else "Reject", follow)
+        answer["to"] = [peer.actor_id]
+        answer.pop("cc", None)
+        self.add_outbox(s, answer, inboxes=[peer.inbox or peer.shared_inbox], public=False)
+
+    def decide_follow(self, follow_id: int, *, accept: bool) -> dict[str, Any]:
+        """An admin accepts or rejects a pending inbound follow."""
+        from holdfast.errors import InvalidInput, NotFound
+
+        with self.db.write() as s:
+            row = s.get(Follow, follow_id)
+            if row is None or row.direction != INBOUND:
+                raise NotFound("no inbound follow with that id")
+            peer = s.get(Peer, row.peer_id)
+            assert peer is not None
+            if row.state != FollowState.pending.value:
+                raise InvalidInput(f"this follow is {row.state}, not pending")
+            follow = {
+                "id": row.activity_id,
+                "type": "Follow",
+                "actor": peer.actor_id,
+                "object": self.identity.actor_url,
+            }
+            self.answer_follow(s, peer, follow, accept=accept)
+            row.state = (FollowState.accepted if accept else FollowState.rejected).value
+            row.updated_at = utcnow()
+            return {"id": row.id, "state": row.state, "actor": peer.actor_id}
+
+    async def follow(self, client: httpx.AsyncClient, actor_id: str) -> dict[str, Any]:
+        """Follow a peer's actor (by URL); the backfill starts when it accepts."""
+        from holdfast.errors import InvalidInput, PermissionDenied
+
+        if actor_id == self.identity.actor_url:
+            raise InvalidInput("an instance cannot follow itself")
+        if not self.actor_allowed(actor_id):
+            raise PermissionDenied(f"{host_of(actor_id)} is not federated with (policy)")
+        try:
+            peer = await self.fetch_actor(client, actor_id)
+        except FederationError as exc:
+            raise InvalidInput(f"cannot read the actor {actor_id}: {exc}") from exc
+        if not (peer.inbox or peer.shared_inbox):
+            raise InvalidInput(f"{actor_id} has no inbox")
+        with self.db.write() as s:
+            row = s.scalar(
+                select(Follow).where(Follow.peer_id == peer.id, Follow.direction == OUTBOUND)
+            )
+            activity = self.activity("Follow", actor_id)
+            activity["to"] = [actor_id]
+            activity.pop("cc", None)
+            if row is None:
+                row = Follow(peer_id=peer.id, direction=OUTBOUND, activity_id=activity["id"])
+                s.add(row)
+            row.activity_id = activity["id"]
+            row.state = FollowState.pending.value
+            row.updated_at = utcnow()
+            self.add_outbox(s, activity, inboxes=[peer.inbox or peer.shared_inbox], public=False)
+            s.flush()
+            return {
+                "id": row.id,
+                "state": row.state,
+                "actor": actor_id,
+                "activity": row.activity_id,
+            }
+
+    def unfollow(self, follow_id: int) -> None:
+        """End a follow: Undo ours, or drop a peer's (it gets no more deliveries)."""
+        from holdfast.errors import NotFound
+
+        with self.db.write() as s:
+            row = s.get(Follow, follow_id)
+            if row is None:
+                raise NotFound("no follow with that id")
+            peer = s.get(Peer, row.peer_id)
+            assert peer is not None
+            if row.direction == OUTBOUND and not peer.blocked:
+                follow = {
+                    "id": row.activity_id,
+                    "type": "Follow",
+                    "actor": self.identity.actor_url,
+                    "object": peer.actor_id,
+                }
+                undo = self.activity("Undo", follow)
+                undo["to"] = [peer.actor_id]
+                undo.pop("cc", None)
+                self.add_outbox(s, undo, inboxes=[peer.inbox or peer.shared_inbox], public=False)
+            elif row.direction == INBOUND and not peer.blocked and row.state == "accepted":
+                follow = {
+                    "id": row.activity_id,
+                    "type": "Follow",
+                    "actor": peer.actor_id,
+                    "object": self.identity.actor_url,
+                }
+                self.answer_follow(s, peer, follow, accept=False)
+            s.delete(row)
+
+    def relay_delete(self, s: Session, delete: dict[str, Any], rows: list[FedObject]) -> None:
+        """Pass an origin's signed Delete on to our followers, if we relayed its object."""
+        ids = [r.object_id for r in rows]
+        announced = s.scalar(
+            select(OutboxItem.id).where(
+                OutboxItem.object_id.in_(ids), OutboxItem.type == "Announce"
+            )
+        )
+        if announced is None:
+            return
+        relay = self.activity("Announce", delete)
+        self.add_outbox(s, relay)
