@@ -21,12 +21,8 @@ from holdfast.torrents.files import SourceFile, list_source_files
 from holdfast.torrents.hashing import ProgressCallback, Stream, StreamFile, file_root, hash_stream
 from holdfast.torrents.model import Torrent
 from holdfast.torrents.parse import MAX_PIECE_LENGTH, parse_torrent
-from holdfast.torrents.piece_size import (
-    MIN_PIECE_LENGTH,
-    choose_piece_length,
-    is_zarr_chunk,
-    zarr_piece_length,
-)
+from holdfast.torrents.piece_size import MIN_PIECE_LENGTH, choose_piece_length
+from holdfast.torrents.zarr_layout import zarr_store_piece_length
 
 __all__ = ["CreatedTorrent", "ProgressCallback", "create_torrent"]
 
@@ -68,8 +64,9 @@ def create_torrent(
     ``version``: ``"v1"``, ``"v2"`` or ``"hybrid"`` (BEP 52 plus BEP 47 pad
     files, readable by v1-only clients). ``piece_length``: a power of two of at
     least 16 KiB, or None to choose one from the file sizes; ``align="zarr"``
-    chooses it from the zarr chunk sizes instead (and pads a v1 torrent so each
-    file starts on a piece boundary). ``trackers``: each item is a URL (its own
+    chooses it from the zarr chunk sizes instead, from the inner chunks for
+    sharded arrays (see :mod:`.zarr_layout`), and pads a v1 torrent so each
+    file starts on a piece boundary. ``trackers``: each item is a URL (its own
     tier) or a list of URLs (one tier). ``creation_date`` defaults to now; it
     is outside the info dictionary, so the infohash does not depend on it.
     Junk files (``.DS_Store``, ``Thumbs.db``, editor swap files...) are left
@@ -92,7 +89,7 @@ def create_torrent(
 
     if piece_length is None:
         if align == "zarr":
-            piece_length = zarr_piece_length([f.size for f in files if is_zarr_chunk(f.components)])
+            piece_length = zarr_store_piece_length(files)
         else:
             piece_length = choose_piece_length(sizes, version)
     _check_piece_length(piece_length, version)

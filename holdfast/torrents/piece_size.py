@@ -11,8 +11,8 @@ halves it while the padding is a noticeable share of the data.
 
 from __future__ import annotations
 
-import statistics
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from typing import Literal
 
 __all__ = [
@@ -31,6 +31,10 @@ _TARGET_PIECES = 1500
 _MAX_PADDING_SHARE = 0.05
 # Never shrink pieces so far that the torrent needs more than this many.
 _MAX_PIECES = 1 << 20
+
+# An inner chunk read from a shard moves at most two partial pieces more than
+# its bytes: pieces of an eighth of it keep that within a quarter.
+_INNER_CHUNK_SHARE = 8
 
 _ZARR_METADATA = frozenset({".zarray", ".zattrs", ".zgroup", ".zmetadata", "zarr.json"})
 
@@ -84,16 +88,57 @@ def is_zarr_chunk(components: Sequence[str]) -> bool:
     return name not in _ZARR_METADATA and not name.startswith(".")
 
 
-def zarr_piece_length(chunk_sizes: Sequence[int]) -> int:
-    """A piece length for a zarr store: the largest power of two within the median chunk.
+def _low_median_pow2(values: Iterable[int]) -> int | None:
+    """The largest power of two within the low median of ``values`` (ignoring zeros).
 
-    With every file starting on a piece boundary (v2, hybrid, or v1 with pad
-    files), each chunk or shard file then occupies whole pieces of its own, and
-    most chunks fill at least one piece, so reading one chunk fetches only its
-    pieces and little padding.
+    Rounding down to a power of two keeps the order, so only how many values
+    fall in each power-of-two bucket is kept: memory stays small for millions.
     """
-    sizes = [s for s in chunk_sizes if s > 0]
-    if not sizes:
-        return MIN_PIECE_LENGTH
-    median = int(statistics.median_low(sizes))
-    return _clamp(_pow2_at_most(median))
+    buckets: Counter[int] = Counter()
+    for value in values:
+        if value > 0:
+            buckets[value.bit_length() - 1] += 1
+    seen = 0
+    middle = (sum(buckets.values()) - 1) // 2
+    for exponent in sorted(buckets):
+        seen += buckets[exponent]
+        if seen > middle:
+            return 1 << exponent
+    return None
+
+
+def zarr_piece_length(
+    chunk_sizes: Iterable[int],
+    inner_chunk_sizes: Iterable[Iterable[int]] = (),
+    *,
+    sizes: Sequence[int] = (),
+) -> int:
+    """A piece length for a zarr store.
+
+    ``chunk_sizes``: the files read whole (chunks of unsharded arrays). With
+    every file starting on a piece boundary (v2, hybrid, or v1 with pad files)
+    each chunk occupies whole pieces of its own, so reading one fetches just
+    its bytes; pieces no larger than the median chunk keep the padding small.
+
+    ``inner_chunk_sizes``: for each sharded array, the stored sizes of the
+    inner chunks in its shards. A reader fetches one inner chunk from the
+    middle of a shard, and it may start and end anywhere in a piece: it then
+    moves its bytes plus at most two partial pieces. Pieces of at most an
+    eighth of the array's median inner chunk keep that within 1.25x its bytes
+    (16 KiB, the smallest piece, cannot for inner chunks under 128 KiB).
+
+    The result is the smallest of these (a power of two), raised if needed so
+    that files of ``sizes`` need at most about a million pieces.
+    """
+    bounds: list[int] = []
+    whole = _low_median_pow2(chunk_sizes)
+    if whole is not None:
+        bounds.append(whole)
+    for inner in inner_chunk_sizes:
+        median = _low_median_pow2(inner)
+        if median is not None:
+            bounds.append(max(median // _INNER_CHUNK_SHARE, 1))
+    length = _clamp(min(bounds)) if bounds else MIN_PIECE_LENGTH
+    while length < MAX_AUTO_PIECE_LENGTH and aligned_pieces(sizes, length) > _MAX_PIECES:
+        length *= 2
+    return length
