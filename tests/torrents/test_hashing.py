@@ -243,3 +243,27 @@ def test_when_processes_are_used(monkeypatch: pytest.MonkeyPatch) -> None:
     assert seen == [False]
     monkeypatch.delattr(os, "fork")
     assert not hashing._use_processes(True, 2, big)
+
+
+def test_cli_progress_bars_with_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from holdfast.cli.main import cli
+
+    pids = spy_children(monkeypatch)
+    monkeypatch.setattr(hashing, "PROCESS_MIN_BYTES", 0)
+    monkeypatch.setattr(hashing, "CHUNK_SIZE", 64 * KiB)
+    root = make_dataset(tmp_path / "ds", "odd sizes")
+    out = tmp_path / "ds.torrent"
+    created = CliRunner().invoke(
+        cli, ["torrent", "create", str(root), "-o", str(out), "--piece-size", "16K"]
+    )
+    assert created.exit_code == 0, created.output
+    assert "hashing" in created.output
+    assert len(pids) == 2  # hashed in two child processes while the bar was drawn
+    threads_made = create_torrent(root, piece_length=16 * KiB, processes=False).torrent
+    assert parse_torrent(out.read_bytes()).info_bytes == threads_made.info_bytes
+    checked = CliRunner().invoke(cli, ["torrent", "verify", str(out), str(tmp_path)])
+    assert checked.exit_code == 0, checked.output
+    assert len(pids) == 4
+    assert_all_reaped(pids)
