@@ -1,7 +1,8 @@
 """Agreement with libtorrent on its own test torrents.
 
-The few files in tests/data/torrents always run; all 104 run when the shared
-corpus is present. libtorrent is asked directly for every accepted file.
+The few files in tests/data/torrents run as a quick sample; all 104 files of
+libtorrent's corpus (copied, with its licence, into tests/data/libtorrent-corpus)
+run every time. libtorrent is asked directly for every accepted file.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from holdfast.torrents import TorrentError, parse_torrent
 from tests.torrents.judge import libtorrent_accepts, libtorrent_view
 
 LOCAL = Path(__file__).parent.parent / "data" / "torrents"
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "libtorrent"
+CORPUS = Path(__file__).parent.parent / "data" / "libtorrent-corpus"
 
 
 def _cases(folder: Path) -> list[tuple[Path, str]]:
@@ -55,9 +56,7 @@ def test_local_sample_agrees_with_libtorrent(path: Path, expect: str) -> None:
 
 
 def test_full_libtorrent_corpus_agrees() -> None:
-    if not (SHARED / "manifest.json").exists():
-        pytest.skip(f"libtorrent corpus not present at {SHARED}")
-    cases = _cases(SHARED)
+    cases = _cases(CORPUS)
     assert len(cases) == 104
     failures = []
     for path, expect in cases:
