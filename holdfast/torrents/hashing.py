@@ -23,7 +23,7 @@ import traceback
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import closing, suppress
+from contextlib import ExitStack, closing, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -316,11 +316,18 @@ def hash_stream(
     result = StreamHashes()
     done = 0
     total = stream.data_size
-    if _use_processes(processes, workers, length):
-        results = _run_processes(worker, stream, chunk, v2, workers, -(-length // chunk))
-    else:
-        results = _run_threads(worker, stream, chunk, v2, workers)
-    with closing(results):
+    with ExitStack() as stack:
+        pool = None
+        count = -(-length // chunk)
+        if _use_processes(processes, workers, length):
+            # None when the system will not fork (process limits, say): threads then
+            pool = _ChildPool.start(worker, stream, chunk, v2, min(workers, count))
+        if pool is not None:
+            stack.enter_context(pool)
+            results = pool.results(count)
+        else:
+            results = _run_threads(worker, stream, chunk, v2, workers)
+        stack.enter_context(closing(results))
         for data_bytes, (digests, per_file) in results:
             result.v1.extend(digests)
             for index, hashes in per_file:
@@ -432,9 +439,17 @@ class _Child:
 def _fork_child(
     worker: _Worker, stream: Stream, chunk: int, do_v2: bool, siblings: list[_Child]
 ) -> _Child:
-    jobs_r, jobs_w = os.pipe()
-    results_r, results_w = os.pipe()
-    pid = os.fork()
+    fds: list[int] = []
+    try:
+        jobs_r, jobs_w = os.pipe()
+        fds += (jobs_r, jobs_w)
+        results_r, results_w = os.pipe()
+        fds += (results_r, results_w)
+        pid = os.fork()
+    except OSError:
+        for fd in fds:
+            os.close(fd)
+        raise
     if pid == 0:  # the child: never returns
         code = 1
         try:
@@ -456,58 +471,78 @@ def _fork_child(
     return _Child(pid, jobs_w, results_r)
 
 
-def _run_processes(
-    worker: _Worker, stream: Stream, chunk: int, do_v2: bool, workers: int, count: int
-) -> Generator[tuple[int, JobResult], None, None]:
-    """(data bytes, result) of each of the ``count`` jobs in order, hashed by child processes."""
-    children: list[_Child] = []
-    selector = selectors.DefaultSelector()
-    finished = False
-    try:
-        for _ in range(min(workers, count)):
-            child = _fork_child(worker, stream, chunk, do_v2, children)
-            children.append(child)
-            selector.register(child.results_fd, selectors.EVENT_READ, child)
+class _ChildPool:
+    """Forked children hashing jobs the parent hands out; a context manager that
+    always ends and reaps them (killed if the work did not finish)."""
+
+    def __init__(self, children: list[_Child]) -> None:
+        self.children = children
+        self.finished = False
+
+    @classmethod
+    def start(
+        cls, worker: _Worker, stream: Stream, chunk: int, do_v2: bool, workers: int
+    ) -> _ChildPool | None:
+        children: list[_Child] = []
+        for _ in range(workers):
+            try:
+                children.append(_fork_child(worker, stream, chunk, do_v2, children))
+            except OSError:
+                break  # work with the children we have, or with threads
+        return cls(children) if children else None
+
+    def __enter__(self) -> _ChildPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for child in self.children:
+            os.close(child.jobs_fd)  # a child waiting for work ends here
+            if not self.finished and not child.reaped:
+                with suppress(ProcessLookupError):
+                    os.kill(child.pid, signal.SIGKILL)
+        for child in self.children:
+            if not child.reaped:
+                # ChildProcessError: reaped already (SIGCHLD ignored by the program)
+                with suppress(ChildProcessError):
+                    os.waitpid(child.pid, 0)
+            os.close(child.results_fd)
+
+    def results(self, count: int) -> Generator[tuple[int, JobResult], None, None]:
+        """(data bytes, result) of each of the ``count`` jobs, in order."""
         next_job = 0
-        wanted = 0
-        ready: dict[int, tuple[int, JobResult]] = {}
 
         def hand_out(child: _Child) -> None:
             nonlocal next_job
             while child.in_flight < _IN_FLIGHT and next_job < count:
-                _write_all(child.jobs_fd, _FRAME.pack(next_job))
+                try:
+                    _write_all(child.jobs_fd, _FRAME.pack(next_job))
+                except BrokenPipeError:
+                    return  # it died: its results pipe reports that next
                 child.in_flight += 1
                 next_job += 1
 
-        for child in children:
-            hand_out(child)
-        while wanted < count:
-            for key, _ in selector.select():
-                child = key.data
-                message = _receive(child)
-                if message[0] == "error":
-                    raise TorrentError(message[2])
-                if message[0] == "failed":
-                    raise RuntimeError(f"hashing in a child process failed:\n{message[2]}")
-                _, number, data_bytes, job_result = message
-                ready[number] = (data_bytes, job_result)
-                child.in_flight -= 1
+        wanted = 0
+        ready: dict[int, tuple[int, JobResult]] = {}
+        with selectors.DefaultSelector() as selector:
+            for child in self.children:
+                selector.register(child.results_fd, selectors.EVENT_READ, child)
                 hand_out(child)
-            while wanted in ready:
-                yield ready.pop(wanted)
-                wanted += 1
-        finished = True
-    finally:
-        selector.close()
-        for child in children:
-            os.close(child.jobs_fd)  # a child waiting for work ends here
-            if not finished and not child.reaped:
-                with suppress(ProcessLookupError):
-                    os.kill(child.pid, signal.SIGKILL)
-        for child in children:
-            if not child.reaped:
-                os.waitpid(child.pid, 0)
-            os.close(child.results_fd)
+            while wanted < count:
+                for key, _ in selector.select():
+                    child = key.data
+                    message = _receive(child)
+                    if message[0] == "error":
+                        raise TorrentError(message[2])
+                    if message[0] == "failed":
+                        raise RuntimeError(f"hashing in a child process failed:\n{message[2]}")
+                    _, number, data_bytes, job_result = message
+                    ready[number] = (data_bytes, job_result)
+                    child.in_flight -= 1
+                    hand_out(child)
+                while wanted in ready:
+                    yield ready.pop(wanted)
+                    wanted += 1
+        self.finished = True
 
 
 def _receive(child: _Child) -> tuple[Any, ...]:
@@ -521,11 +556,13 @@ def _receive(child: _Child) -> tuple[Any, ...]:
                 return message
     except EOFError:
         pass
-    _, status = os.waitpid(child.pid, 0)
-    child.reaped = True
-    how = (
-        f"signal {os.WTERMSIG(status)}"
-        if os.WIFSIGNALED(status)
-        else f"code {os.waitstatus_to_exitcode(status)}"
-    )
-    raise TorrentError(f"a hashing process ended unexpectedly ({how})")
+    how = ""
+    with suppress(ChildProcessError):
+        _, status = os.waitpid(child.pid, 0)
+        child.reaped = True
+        how = (
+            f" (signal {os.WTERMSIG(status)})"
+            if os.WIFSIGNALED(status)
+            else f" (code {os.waitstatus_to_exitcode(status)})"
+        )
+    raise TorrentError(f"a hashing process ended unexpectedly{how}")

@@ -267,3 +267,49 @@ def test_cli_progress_bars_with_processes(tmp_path: Path, monkeypatch: pytest.Mo
     assert checked.exit_code == 0, checked.output
     assert len(pids) == 4
     assert_all_reaped(pids)
+
+
+def open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.usefixtures("small_jobs")
+def test_when_the_system_will_not_fork(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = make_dataset(tmp_path / "ds", "odd sizes")
+    expected = create_torrent(root, processes=False, creation_date=1).data
+    before = open_fds()
+    pids = spy_children(monkeypatch)
+    real_fork = os.fork
+    forks: list[int] = []
+
+    def no_fork() -> int:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    def one_fork() -> int:
+        if forks:
+            no_fork()
+        forks.append(1)
+        return real_fork()
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    assert create_torrent(root, processes=True, threads=2, creation_date=1).data == expected
+    assert pids == []  # hashed by threads instead
+    monkeypatch.setattr(os, "fork", one_fork)
+    assert create_torrent(root, processes=True, threads=2, creation_date=1).data == expected
+    assert len(pids) == 1  # hashed by the one child there is
+    assert_all_reaped(pids)
+    assert open_fds() == before  # no pipe left open
+
+
+@pytest.mark.usefixtures("small_jobs")
+def test_a_program_that_ignores_its_children(tmp_path: Path) -> None:
+    # with SIGCHLD ignored the kernel reaps children itself; waiting for them
+    # must not fail
+    root = make_dataset(tmp_path / "ds", "odd sizes")
+    expected = create_torrent(root, processes=False, creation_date=1).data
+    previous = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    try:
+        made = create_torrent(root, processes=True, threads=2, creation_date=1).data
+    finally:
+        signal.signal(signal.SIGCHLD, previous)
+    assert made == expected
