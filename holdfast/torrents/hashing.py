@@ -249,10 +249,15 @@ class _Worker:
                     while a < b:
                         # up to the end of the file's current piece
                         stop = min(b, start + ((a - start) // piece_length + 1) * piece_length)
-                        blocks.extend(
-                            sha256(data[j - lo : min(j + BLOCK_SIZE, stop) - lo]).digest()
-                            for j in range(a, stop, BLOCK_SIZE)
-                        )
+                        # whole 16 KiB blocks, then the file's last, shorter one
+                        first, last = a - lo, stop - lo
+                        whole_end = last - (last - first) % BLOCK_SIZE
+                        blocks += [
+                            sha256(data[j : j + BLOCK_SIZE]).digest()
+                            for j in range(first, whole_end, BLOCK_SIZE)
+                        ]
+                        if whole_end < last:
+                            blocks.append(sha256(data[whole_end:last]).digest())
                         if stop == end or (stop - start) % piece_length == 0:
                             if small:
                                 pieces.append(merkle_root(blocks))

@@ -30,22 +30,26 @@ def merkle_root(leaves: list[bytes], pad: bytes = _ZERO, width: int | None = Non
     """Root of the tree over ``leaves`` padded with ``pad`` to ``width`` (a power of two).
 
     ``width`` defaults to the next power of two of ``len(leaves)``. Padding
-    subtrees are computed once per level, not leaf by leaf.
+    subtrees are computed once per level, and only for levels that need one
+    (a full piece needs none).
     """
     n = len(leaves)
     if width is None:
         width = 1 << max(n - 1, 0).bit_length()
     if n == 0:
         leaves = [pad]
-        n = 1
-    level = list(leaves)
-    level_pad = pad
+    level = leaves
+    # the root of a padding subtree as high as the current level
+    level_pad, pad_height, height = pad, 0, 0
     while width > 1:
         if len(level) % 2:
-            level.append(level_pad)
+            while pad_height < height:
+                level_pad = sha256(level_pad + level_pad).digest()
+                pad_height += 1
+            level = [*level, level_pad]
         level = [sha256(level[i] + level[i + 1]).digest() for i in range(0, len(level), 2)]
-        level_pad = sha256(level_pad + level_pad).digest()
         width //= 2
+        height += 1
     return level[0]
 
 
