@@ -2,11 +2,15 @@
 
 The stream is the concatenation of a torrent's files, with padding where
 files are aligned to pieces. It is cut into chunks of a few MiB; each worker
-thread reads a chunk into its own buffer (``os.preadv``) and hashes it:
-SHA-1 per piece for v1, SHA-256 per 16 KiB block and the merkle subtree of
-each piece for v2. ``hashlib`` and ``preadv`` release the GIL, so the threads
-run in parallel; memory is one buffer per thread plus small results, whatever
-the size of the data.
+reads a chunk into its own buffer (``os.preadv``) and hashes it: SHA-1 per
+piece for v1, SHA-256 per 16 KiB block and the merkle subtree of each piece
+for v2. Memory is one buffer per worker plus small results, whatever the size
+of the data.
+
+The workers are forked child processes for large streams (each with its own
+interpreter, so nothing serialises them: see "child processes" below) and
+threads otherwise (``hashlib`` and ``preadv`` release the GIL, which is
+enough when there is little to hash and a fork would cost more than it saves).
 """
 
 from __future__ import annotations
@@ -36,11 +40,12 @@ __all__ = ["Stream", "StreamFile", "StreamHashes", "file_root", "hash_stream"]
 #: Called as ``progress(bytes_done, bytes_total)`` from the calling thread.
 ProgressCallback = Callable[[int, int], None]
 
-# Bytes per job handed to a thread (rounded to whole pieces; at least one piece).
+# Bytes per job handed to a worker (rounded to whole pieces; at least one piece).
 CHUNK_SIZE = 8 * 1024 * 1024
 # Bytes read and hashed at a time: small enough to stay in the CPU cache.
 WINDOW_SIZE = 1024 * 1024
-# Streams at least this long are hashed in child processes rather than threads.
+# Streams at least this long are hashed in child processes rather than threads
+# (a fork costs a few milliseconds; below this the threads are as fast).
 PROCESS_MIN_BYTES = 32 * 1024 * 1024
 
 
@@ -375,7 +380,7 @@ def _run_threads(
 # Threads share one interpreter lock: each hashlib call releases it while it
 # hashes, but taking it back, the 64-byte merkle hashes (too short to release
 # it) and the loop itself serialise the threads, and with both cores busy the
-# hand-offs cost a quarter more CPU time for v2. Forked children run the same
+# hand-offs cost 10-25% more CPU time for v2. Forked children run the same
 # worker with an interpreter each. The parent hands out job numbers (a few
 # bytes over a pipe, at most two in flight per child); each child walks the
 # same deterministic job list, hashes the jobs it is given and sends back the
