@@ -112,8 +112,10 @@ def sharding_of(metadata: dict[str, Any]) -> Sharding | None:
     entry_format: str | None = None
     checksum = 4 if "crc32c" in names else 0
     if names in (["bytes"], ["bytes", "crc32c"]):
-        endian = (index_codecs[0].get("configuration") or {}).get("endian", "little")
-        entry_format = {"little": "<QQ", "big": ">QQ"}.get(endian)
+        bytes_config = index_codecs[0].get("configuration")
+        endian = bytes_config.get("endian", "little") if isinstance(bytes_config, dict) else None
+        if isinstance(endian, str):
+            entry_format = {"little": "<QQ", "big": ">QQ"}.get(endian)
     return Sharding(
         inner_chunks=count,
         index_bytes=16 * count + checksum,
@@ -145,7 +147,8 @@ def inner_chunk_sizes(shard: SourceFile, sharding: Sharding) -> list[int]:
                 sizes.append(nbytes)
             else:
                 return sizes
-    return [data_bytes // n] * n
+    # equal shares; no more of them than a readable index could list
+    return [data_bytes // n] * min(n, _MAX_INDEX_BYTES // 16)
 
 
 def _array_of(

@@ -157,6 +157,18 @@ def test_shard_index_gives_the_inner_chunk_sizes(store: Path) -> None:
     assert inner_chunk_sizes(f, opaque) == [(f.size - 68) // 4] * 4
 
 
+def test_an_index_too_large_to_read_is_estimated(tmp_path: Path) -> None:
+    shard = tmp_path / "c" / "0"
+    shard.parent.mkdir()
+    shard.write_bytes(bytes(1000))
+    f = list_source_files(tmp_path)[0]
+    # a billion inner chunks: the index is not read, and the estimate stays small
+    sizes = inner_chunk_sizes(f, Sharding(10**9, 16 * 10**9, True, "<QQ"))
+    assert sizes == []  # the "index" would be larger than the file
+    sizes = inner_chunk_sizes(f, Sharding(10**9, 100, True, None))
+    assert len(sizes) == 65536 and set(sizes) == {0}
+
+
 def test_empty_inner_chunks_are_left_out(tmp_path: Path) -> None:
     root = tmp_path / "sparse.zarr"
     group = zarr.open_group(LocalStore(root), mode="w", zarr_format=3)
@@ -191,6 +203,12 @@ def test_sharding_metadata_that_makes_no_sense_counts_as_unsharded() -> None:
     uneven["codecs"][0]["configuration"]["chunk_shape"] = [3, 16]
     assert sharding_of(uneven) is None
     assert sharding_of({"codecs": "nonsense", "chunk_grid": {}}) is None
+    for endian in ("middle", ["little"], None):
+        odd: Any = json.loads(json.dumps(good))
+        odd["codecs"][0]["configuration"]["index_codecs"][0]["configuration"] = {"endian": endian}
+        assert sharding_of(odd) == Sharding(16, 256, False, None)  # estimated, not read
+    odd["codecs"][0]["configuration"]["index_codecs"][0]["configuration"] = "little"
+    assert sharding_of(odd) == Sharding(16, 256, False, None)
     assert sharding_of({"codecs": [{"name": "bytes"}], "chunk_grid": good["chunk_grid"]}) is None
 
 
