@@ -471,6 +471,8 @@ def _fork_child(
             ):
                 os.close(fd)
             gc.disable()  # short-lived, no cycles: spare the parent's pages from copying
+            # Ctrl-C reaches the whole process group: the parent stops the children
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
             _child_main(worker, stream, chunk, do_v2, jobs_r, results_w)
             code = 0
         finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import random
@@ -313,3 +314,24 @@ def test_a_program_that_ignores_its_children(tmp_path: Path) -> None:
     finally:
         signal.signal(signal.SIGCHLD, previous)
     assert made == expected
+
+
+@pytest.mark.usefixtures("small_jobs")
+def test_ctrl_c_is_for_the_parent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a terminal sends SIGINT to every process of the group; the children
+    # carry on and the parent decides (here: it does not see one)
+    pids = spy_children(monkeypatch)
+    root = make_dataset(tmp_path / "ds", "one file")
+    expected = create_torrent(root, processes=False, creation_date=1).data
+
+    def interrupt_children(done: int, total: int) -> None:
+        if done < total:
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGINT)
+
+    made = create_torrent(
+        root, processes=True, threads=2, creation_date=1, progress=interrupt_children
+    ).data
+    assert made == expected
+    assert len(pids) == 2
