@@ -13,6 +13,7 @@ from holdfast.accounts.models import Role
 from holdfast.app import create_app
 from holdfast.instance import Instance
 from tests.instance.helpers import User, make_dataset, make_user
+from tests.torrents.clients import free_port
 
 
 @dataclass
@@ -34,7 +35,8 @@ def make_world(make_settings: Callable[..., Any]) -> Iterator[Callable[..., Worl
     opened: list[TestClient] = []
 
     def make(**overrides: Any) -> World:
-        settings = make_settings(**({"seeder_port": 0} | overrides))
+        defaults = {"seeder_port": 0, "federation": False, "port": free_port()}
+        settings = make_settings(**(defaults | overrides))
         app = create_app(settings)
         client = TestClient(app, base_url=settings.base_url)
         client.__enter__()
