@@ -231,7 +231,8 @@ class _Parser:
             raw_name = _bytes(info, b"name")
         if raw_name is None:
             raise TorrentError("torrent has no name")
-        name = sanitize_component(raw_name)
+        # libtorrent: an empty name becomes "_", one that cleans to nothing the v1 hash
+        name = "_" if raw_name == b"" else sanitize_component(raw_name)
         if name is None:
             name = sha1
 

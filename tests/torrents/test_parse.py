@@ -480,3 +480,22 @@ def test_hundred_thousand_files() -> None:
     assert t.files[-1].path == "big/d99/f099999.bin"
     assert t.files[-1].offset == total - files[-1][b"length"]
     assert t.piece_span("big/d7/f000007.bin").first == 0
+
+
+@pytest.mark.parametrize("version", ["v1", "v2", "hybrid"])
+@pytest.mark.parametrize("name", [b"", b".", b"/", b"\xef\xbb\xbf"])
+def test_folder_names_that_clean_to_nothing(tmp_path: Path, version: str, name: bytes) -> None:
+    # libtorrent names the folder "_" when the name is empty, and after the v1
+    # infohash when cleaning leaves nothing of it
+    root = tmp_path / "ds"
+    root.mkdir()
+    (root / "a").write_bytes(os.urandom(40_000))
+    (root / "b").write_bytes(os.urandom(100))
+    meta = bencode.decode(create_torrent(root, version=version).data)  # type: ignore[arg-type]
+    meta[b"info"][b"name"] = name
+    data = bencode.encode(meta)
+    ours = parse_torrent(data)
+    theirs = libtorrent_view(data)
+    v1_hash = hashlib.sha1(ours.info_bytes).hexdigest()
+    assert ours.name == theirs.name == ("_" if name == b"" else v1_hash)
+    assert [f.path for f in ours.files] == theirs.paths
