@@ -118,6 +118,34 @@ class PieceMap:
             length = max((s.piece_offset + s.length for s in segments), default=0)
         return Piece(index, length, tuple(segments))
 
+    def file_pieces(self, file_index: int, data: bytes) -> list[tuple[int, bytes]] | None:
+        """The pieces a file's whole content makes, each checked against the torrent.
+
+        None when `data` is not that file, or cannot be shown to be: a piece that also
+        holds another file's bytes (an unaligned v1 torrent) cannot be checked from this
+        file alone.
+        """
+        file = self.file(file_index)
+        if len(data) != file.size:
+            return None
+        offset = self.file_offset(file_index)
+        if offset is None:
+            return []  # an empty file needs no piece
+        found: list[tuple[int, bytes]] = []
+        for index in self.pieces_for(file_index, 0, file.size):
+            piece = self.piece(index)
+            if any(s.file_index != file_index for s in piece.segments):
+                return None
+            buffer = bytearray(piece.length)
+            for s in piece.segments:
+                buffer[s.piece_offset : s.piece_offset + s.length] = data[
+                    s.file_start : s.file_start + s.length
+                ]
+            if not self.verify(piece, bytes(buffer)):
+                return None
+            found.append((index, bytes(buffer)))
+        return found
+
     def can_verify(self, piece: Piece) -> bool:
         return self._v2_hash(piece) is not None or self.torrent.pieces is not None
 

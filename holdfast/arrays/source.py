@@ -208,27 +208,9 @@ class TorrentReader:
         """Offer the whole content of a file obtained elsewhere (e.g. zarr.json from the
         instance). It is cached only if it verifies against the torrent, which is possible
         when the file's pieces hold no other file's bytes; returns whether it was used."""
-        file_index = self.pieces.file_index(_clean(path))
-        file = self.pieces.file(file_index)
-        if len(data) != file.size:
+        found = self.pieces.file_pieces(self.pieces.file_index(_clean(path)), data)
+        if found is None:
             return False
-        offset = self.pieces.file_offset(file_index)
-        if offset is None:
-            return True  # an empty file needs no piece
-        indices = self.pieces.pieces_for(file_index, 0, file.size)
-        found: list[tuple[int, bytes]] = []
-        for index in indices:
-            piece = self.pieces.piece(index)
-            if any(s.file_index != file_index for s in piece.segments):
-                return False
-            buffer = bytearray(piece.length)
-            for s in piece.segments:
-                buffer[s.piece_offset : s.piece_offset + s.length] = data[
-                    s.file_start : s.file_start + s.length
-                ]
-            if not self.pieces.verify(piece, bytes(buffer)):
-                return False
-            found.append((index, bytes(buffer)))
         for index, content in found:
             self.cache.put(index, content)
         self.known_files += 1
