@@ -11,7 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from holdfast.api.deps import CurrentAccount, InstanceDep, RequireAccount
-from holdfast.errors import Conflict, InvalidInput
+from holdfast.catalogue.models import Status
+from holdfast.errors import Conflict, Gone, InvalidInput
 from holdfast.jobs import enqueue
 from holdfast.seeding.checks import MAX_URL_LENGTH, WebseedRefused, check_webseed_url
 from holdfast.seeding.models import SubmittedWebseed
@@ -101,6 +102,8 @@ def submit_webseed(
     """Offer a web seed for the upload. It is checked in the background by fetching a
     few pieces and verifying their hashes; private addresses are refused."""
     upload = instance.catalogue.get_upload(actor, infohash)
+    if upload.status == Status.removed.value or upload.dataset.status == Status.removed.value:
+        raise Gone("this upload was removed")
     try:
         url = check_webseed_url(body.url, allow_private=instance.settings.allow_private_addresses)
     except WebseedRefused as exc:
