@@ -1,11 +1,12 @@
-"""Streaming zarr reads from a web seed: holdfast's reader against plain HTTP (fsspec) and
-against downloading the whole torrent (libtorrent, from the same web seed).
+"""Streaming zarr reads from a web seed and from a BitTorrent peer: holdfast's reader
+against plain HTTP (fsspec) and against downloading the whole torrent (libtorrent).
 
     python benchmarks/arrays.py [--frames 200] [--reads 200]
 
 Builds a ~100 MiB zarr v3 dataset (one array with one 512 KiB chunk per frame, one
 sharded: 256x256 inner chunks in 16-frame shards), a hybrid torrent aligned to its chunks,
-and serves it from a Range-capable HTTP server on 127.0.0.1. Prints a Markdown table.
+and serves it from a Range-capable HTTP server on 127.0.0.1 and from a libtorrent seeder
+in another process (tests/arrays/seeder.py). Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -24,9 +25,13 @@ import zarr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from holdfast.arrays.peers import PeerOptions
 from holdfast.arrays.sources import open_reader, open_zarr
 from holdfast.torrents import create_torrent
 from tests.arrays.rangeserver import RangeServer
+from tests.arrays.test_swarm import Seeder
+
+LOOPBACK = PeerOptions(listen="127.0.0.1:0")
 
 
 def build(root: Path, frames: int) -> np.ndarray:
@@ -68,6 +73,60 @@ def first_slice_holdfast(
     elapsed = time.perf_counter() - start
     reader.close()
     return elapsed, server.stats.bytes_sent
+
+
+def first_slice_peer(
+    torrent_path: Path, seeder: Seeder, array: str, seed: Path | None
+) -> tuple[float, int, int]:
+    """(seconds, bytes the seeder sent, bytes taken from web seeds) for frame 0."""
+    before = seeder.uploaded()
+    start = time.perf_counter()
+    reader = open_reader(
+        torrent_path, swarm=True, peers=[("127.0.0.1", seeder.port)], peer_options=LOOPBACK
+    )
+    if seed is not None:
+        reader.seed_file(f"ds/{array}/zarr.json", seed.read_bytes())
+    arr = open_zarr(reader, f"ds/{array}")
+    arr[0]
+    elapsed = time.perf_counter() - start
+    web = reader.fetcher.refresh_stats().from_webseeds
+    reader.close()
+    return elapsed, seeder.uploaded() - before, web
+
+
+def whole_download_peer(torrent_data: bytes, save: Path, seeder: Seeder) -> tuple[float, int]:
+    import libtorrent as lt
+
+    before = seeder.uploaded()
+    session = lt.session(
+        {
+            "listen_interfaces": "127.0.0.1:0",
+            "enable_dht": False,
+            "enable_lsd": False,
+            "enable_upnp": False,
+            "enable_natpmp": False,
+            "enable_outgoing_utp": False,
+            "enable_incoming_utp": False,
+            "allow_multiple_connections_per_ip": True,
+            "alert_mask": 0,
+        }
+    )
+    params = lt.add_torrent_params()
+    params.ti = lt.torrent_info(lt.bdecode(torrent_data))
+    params.save_path = str(save)
+    params.url_seeds = []
+    params.flags |= lt.torrent_flags.override_web_seeds
+    params.peers = [("127.0.0.1", seeder.port)]
+    start = time.perf_counter()
+    handle = session.add_torrent(params)
+    deadline = start + 300
+    while not handle.status().is_seeding:
+        if time.perf_counter() > deadline:
+            raise RuntimeError("libtorrent did not finish in 300 s")
+        time.sleep(0.01)
+    elapsed = time.perf_counter() - start
+    session.remove_torrent(handle)
+    return elapsed, seeder.uploaded() - before
 
 
 def first_slice_fsspec(server: RangeServer, array: str) -> tuple[float, int]:
@@ -120,6 +179,70 @@ def whole_download_libtorrent(
     return elapsed, server.stats.bytes_sent
 
 
+def peer_rows(
+    args: argparse.Namespace,
+    tmp: Path,
+    torrent_path: Path,
+    small_path: Path,
+    seeder: Seeder,
+    needs: dict[str, tuple[int, int]],
+    data: np.ndarray,
+) -> list[tuple[str, str, str, str]]:
+    rows: list[tuple[str, str, str, str]] = []
+    for array, path, label in (
+        ("frames.zarr", torrent_path, "frame 0 (one chunk)"),
+        ("sharded.zarr", small_path, f"frame 0 (4 inner chunks), {args.small_pieces} KiB pieces"),
+    ):
+        needed, meta = needs[array]
+        for seed, what in (
+            (None, label),
+            (tmp / "src/ds" / array / "zarr.json", "zarr.json from the instance"),
+        ):
+            times, moved, web = [], 0, 0
+            for _ in range(args.repeat):
+                elapsed, moved, web = first_slice_peer(path, seeder, array, seed)
+                times.append(elapsed)
+            want = needed - (meta if seed is not None else 0)
+            rows.append(
+                (
+                    f"{array}: first slice, {what}",
+                    "holdfast, peer",
+                    f"{statistics.median(times) * 1000:.0f} ms",
+                    f"{moved:,} B ({moved / want:.2f}x needed; {web} B from web seeds)",
+                )
+            )
+    indices = random.Random(3).sample(range(args.frames), min(args.reads, args.frames))
+    reader = open_reader(
+        torrent_path,
+        swarm=True,
+        peers=[("127.0.0.1", seeder.port)],
+        peer_options=LOOPBACK,
+        cache_bytes=0,
+    )
+    arr = open_zarr(reader, "ds/frames.zarr")
+    np.testing.assert_array_equal(arr[indices[0]], data[indices[0]])
+    rate = random_reads(arr, indices[1:])
+    reader.close()
+    rows.append(
+        (
+            "random single-chunk reads (512 KiB chunks)",
+            "holdfast, peer, no cache",
+            f"{rate:.0f} /s",
+            "",
+        )
+    )
+    elapsed, moved = whole_download_peer(torrent_path.read_bytes(), tmp / "lt-peer", seeder)
+    rows.append(
+        (
+            "whole torrent, then frame 0",
+            "libtorrent 2.1, peer",
+            f"{elapsed * 1000:.0f} ms",
+            f"{moved:,} B",
+        )
+    )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--frames", type=int, default=200)
@@ -138,6 +261,7 @@ def main() -> None:
             torrent_path = tmp / "ds.torrent"
             created.write(torrent_path)
             rows: list[tuple[str, str, str, str]] = []
+            needs: dict[str, tuple[int, int]] = {}  # array -> (needed bytes, zarr.json size)
 
             for array, needed_keys in (
                 ("frames.zarr", ["c/0/0/0"]),
@@ -155,6 +279,7 @@ def main() -> None:
                 else:
                     needed = chunk + meta
                     label = "frame 0 (one chunk)"
+                needs[array] = (needed, meta)
                 times, moved = [], 0
                 for _ in range(args.repeat):
                     elapsed, moved = first_slice_holdfast(torrent_path, server, array, None)
@@ -257,6 +382,13 @@ def main() -> None:
             reader = open_reader(torrent_path)
             np.testing.assert_array_equal(open_zarr(reader, "ds/sharded.zarr")[5:7], data[5:7])
             reader.close()
+
+            # the same reads from a BitTorrent peer in another process
+            seeder = Seeder(tmp / "src", [torrent_path, small_path])
+            try:
+                rows.extend(peer_rows(args, tmp, torrent_path, small_path, seeder, needs, data))
+            finally:
+                seeder.stop()
 
         print(
             f"dataset: {args.frames} x 512 x 512 uint16 ({data.nbytes / 2**20:.0f} MiB) twice; "
