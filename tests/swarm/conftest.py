@@ -1,4 +1,20 @@
-"""Fixtures starting real trackers and BitTorrent peers (see helpers.py)."""
+"""Fixtures starting real trackers and BitTorrent peers (see helpers.py).
+
+What the swarm tests rely on about opentracker (Debian build) and libtorrent:
+
+- opentracker tracks only whitelisted infohashes: a file of 40-hex lines named in
+  its config by a path relative to its chroot (`-d DIR`, `access.whitelist
+  /whitelist.txt`), read after it drops to user nobody (so the folder must be
+  world-readable, outside pytest's private tmp tree); `kill -HUP` reloads it.
+- A v2 torrent is tracked under the first 20 bytes of its SHA-256 infohash; a
+  hybrid is two swarms, and a hybrid-aware client announces to both.
+- One port serves HTTP and UDP (`-p PORT -P PORT`); UDP scrape answers at most 74
+  hashes per datagram, and its HTTP multi-hash scrape answers only the first 64.
+- A fresh opentracker per test: peers left from an earlier test hide the real seeder.
+- libtorrent keeps UDP connection ids per tracker IP for the whole process and does
+  not drop one a tracker refuses: every tracker in a test run (opentracker or an
+  instance's embedded one) gets a loopback address of its own (`tracker_address`).
+"""
 
 from __future__ import annotations
 
