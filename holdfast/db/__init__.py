@@ -50,6 +50,7 @@ class Database:
         self._read_sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._write_sessions = sessionmaker(self.write_engine, expire_on_commit=False)
         self._commit_listeners: list[CommitListener] = []
+        self._local = threading.local()
 
         @event.listens_for(self._write_sessions, "after_flush")
         def _collect(session: Session, _context: Any) -> None:
@@ -109,7 +110,12 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A session whose changes are committed once, at the end of the block."""
+        if getattr(self._local, "writing", False):
+            # A nested write would wait forever for the lock (SQLite) or for rows its
+            # own outer transaction holds (PostgreSQL): fail loudly instead.
+            raise RuntimeError("db.write() was called inside another db.write() in this thread")
         with self._write_lock:
+            self._local.writing = True
             session = self._write_sessions()
             try:
                 yield session
@@ -118,6 +124,7 @@ class Database:
                 session.rollback()
                 raise
             finally:
+                self._local.writing = False
                 changes = frozenset(session.info.pop("changes", ()))
                 session.close()
         # Outside the write lock, so that a listener may itself write.

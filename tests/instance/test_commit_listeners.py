@@ -68,3 +68,15 @@ def test_a_listener_may_write(instance: Instance) -> None:
     owner = make_user(instance, "owner", Role.uploader)
     make_dataset(instance, owner)
     assert writes == [1]
+
+
+def test_a_nested_write_fails_loudly_instead_of_hanging(instance: Instance) -> None:
+    with (
+        pytest.raises(RuntimeError, match="inside another"),
+        instance.db.write(),
+        instance.db.write(),
+    ):
+        pass
+    # the outer failure released the lock: writing works again
+    owner = make_user(instance, "owner", Role.uploader)
+    assert owner.account.id
