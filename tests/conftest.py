@@ -68,6 +68,9 @@ def make_settings(tmp_path: Path, database_url: str) -> Callable[..., Any]:
             "data_dir": tmp_path / f"instance{n}",
             "database_url": database_url if n == 0 else f"sqlite:///{tmp_path}/i{n}.db",
             "allow_private_addresses": True,
+            # Several instances run at once: let the system pick free ports.
+            "tracker_udp_port": 0,
+            "seeder_port": 0,
             "run_jobs": False,
             "config_file": tmp_path / "no-config.toml",
         }

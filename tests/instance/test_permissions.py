@@ -215,6 +215,14 @@ MATRIX: dict[tuple[str, str], tuple[Callable[[str, str], int], Builder]] = {
         read_item,
         shared("/api/v1/uploads/{infohash}/torrent"),
     ),
+    ("GET", "/api/v1/uploads/{infohash}/zarr-metadata"): (
+        read_item,
+        shared("/api/v1/uploads/{infohash}/zarr-metadata"),
+    ),
+    ("POST", "/api/v1/uploads/{infohash}/zarr-metadata"): (
+        edit_item,
+        shared("/api/v1/uploads/{infohash}/zarr-metadata", json={"files": []}),
+    ),
     ("PATCH", "/api/v1/datasets/{slug}"): (
         edit_item,
         shared("/api/v1/datasets/{slug}", json_factory=lambda: {"title": f"Title {unique()}"}),
