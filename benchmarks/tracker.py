@@ -4,8 +4,9 @@
 
 Starts, on 127.0.0.1, a fresh opentracker (whitelisting the benchmark's infohashes)
 and the embedded tracker in a separate process running the way `holdfast serve` would
-run it (uvloop; UDP listener; the dedicated HTTP listener; and the ASGI app in front
-of a FastAPI app under uvicorn). One load-generator process then sends announces to
+run it (UDP on a thread of its own; the dedicated HTTP listener and the ASGI app in
+front of a FastAPI app under uvicorn, on uvloop), plus the event-loop UDP listener
+for comparison. One load-generator process then sends announces to
 each in turn, bounded both by count and by time, for a mix of swarms and peers
 (one in three a seeder), and counts the answers.
 
@@ -306,7 +307,7 @@ def wait_for_tcp(port: int, timeout: float = 10.0) -> None:
     raise RuntimeError(f"nothing listens on port {port}")
 
 
-def serve_embedded(infohashes: list[bytes], udp: int, http: int, asgi: int) -> None:
+def serve_embedded(infohashes: list[bytes], udp: int, udp_loop: int, http: int, asgi: int) -> None:
     """The embedded tracker, as the instance runs it (in its own process)."""
     import uvicorn
     import uvloop
@@ -314,11 +315,14 @@ def serve_embedded(infohashes: list[bytes], udp: int, http: int, asgi: int) -> N
 
     from holdfast.swarm.http_tracker import HTTPTrackerApp, start_http_tracker
     from holdfast.swarm.tracker import AllowList, Tracker
-    from holdfast.swarm.udp_tracker import start_udp_tracker
+    from holdfast.swarm.udp_tracker import UDPTrackerThread, start_udp_tracker
 
     async def main() -> None:
         tracker = Tracker(is_allowed=AllowList(infohashes))
-        await start_udp_tracker(tracker, "127.0.0.1", udp, secret=os.urandom(32))
+        # As the instance runs it: a thread of its own with a blocking socket loop.
+        UDPTrackerThread(tracker, "127.0.0.1", udp, secret=os.urandom(32)).start()
+        # The event-loop listener, for comparison.
+        await start_udp_tracker(tracker, "127.0.0.1", udp_loop, secret=os.urandom(32))
         await start_http_tracker(tracker, "127.0.0.1", http)
         web = FastAPI()
 
@@ -336,16 +340,18 @@ def serve_embedded(infohashes: list[bytes], udp: int, http: int, asgi: int) -> N
 
 
 @contextlib.contextmanager
-def embedded(infohashes: list[bytes]) -> Iterator[tuple[int, int, int, int]]:
-    udp, http, asgi = free_port(), free_port(), free_port()
+def embedded(infohashes: list[bytes]) -> Iterator[tuple[int, int, int, int, int]]:
+    udp, udp_loop, http, asgi = free_port(), free_port(), free_port(), free_port()
     ctx = multiprocessing.get_context("spawn")
-    proc = ctx.Process(target=serve_embedded, args=(infohashes, udp, http, asgi), daemon=True)
+    proc = ctx.Process(
+        target=serve_embedded, args=(infohashes, udp, udp_loop, http, asgi), daemon=True
+    )
     proc.start()
     try:
         wait_for_tcp(http)
         wait_for_tcp(asgi)
         assert proc.pid is not None
-        yield proc.pid, udp, http, asgi
+        yield proc.pid, udp, udp_loop, http, asgi
     finally:
         proc.terminate()
         proc.join(5)
@@ -379,13 +385,33 @@ def main() -> None:
     keep = http_requests(announces, keepalive=True)
     results: dict[tuple[str, str], list[tuple[Run, float]]] = {}
 
-    with opentracker(infohashes) as (ot_pid, ot), embedded(infohashes) as (pid, udp, http, asgi):
+    with (
+        opentracker(infohashes) as (ot_pid, ot),
+        embedded(infohashes) as (
+            pid,
+            udp,
+            udp_loop,
+            http,
+            asgi,
+        ),
+    ):
         # Fill the swarms once, so every row answers from full swarms.
         for port in (ot, udp):
             udp_load(("127.0.0.1", port), announces, count=len(announces), seconds=10)
         rows: list[tuple[str, str, int, Callable[[], Run]]] = [
             ("opentracker", "UDP", ot_pid, lambda: udp_load(("127.0.0.1", ot), announces, **bound)),
-            ("holdfast", "UDP", pid, lambda: udp_load(("127.0.0.1", udp), announces, **bound)),
+            (
+                "holdfast",
+                "UDP (thread, as the instance runs it)",
+                pid,
+                lambda: udp_load(("127.0.0.1", udp), announces, **bound),
+            ),
+            (
+                "holdfast",
+                "UDP, event-loop listener",
+                pid,
+                lambda: udp_load(("127.0.0.1", udp_loop), announces, **bound),
+            ),
             (
                 "opentracker",
                 "HTTP, connection per announce",
