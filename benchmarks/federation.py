@@ -207,12 +207,19 @@ def parent_view(proc: Any) -> Any:
 
     port = int(proc.base_url.rsplit(":", 1)[1])
     settings = Settings(**proc.settings_values, port=port, public_url=proc.base_url)
-    return create_app(settings, migrate=False).state.instance
+    app = create_app(settings, migrate=False)
+    instance = app.state.instance
+    instance.services.setdefault("bench_app", app)
+    return instance
 
 
 def federation_of(instance: Any) -> Any:
     from holdfast.federation.service import Federation
 
+    app = instance.services.get("bench_app")
+    service = getattr(app.state, "federation", None) if app is not None else None
+    if service is not None:
+        return service
     return instance.services.get("federation") or Federation(instance.db, instance.settings)
 
 

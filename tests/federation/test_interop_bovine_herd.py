@@ -96,7 +96,7 @@ def test_we_follow_a_bovine_actor_and_it_accepts(
 
     async def run() -> dict[str, Any]:
         async with BovineActorClient(herd) as bovine:
-            result = ops.follow(node, bovine.actor_id)
+            result = await asyncio.to_thread(ops.follow, node, bovine.actor_id)
             assert result["state"] == "pending"
             return await accept_our_follow(bovine)
 

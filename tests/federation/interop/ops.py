@@ -16,9 +16,11 @@ from tests.federation.interop.instances import InstanceThread
 def federation(node: InstanceThread) -> Any:
     from holdfast.federation.service import Federation
 
+    service = getattr(node.app.state, "federation", None)
+    if service is not None:
+        return service
     instance = node.instance
-    service = instance.services.get("federation")
-    return service if service is not None else Federation(instance.db, instance.settings)
+    return instance.services.get("federation") or Federation(instance.db, instance.settings)
 
 
 def follow(node: InstanceThread, actor_id: str) -> dict[str, Any]:
