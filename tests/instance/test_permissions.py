@@ -68,6 +68,8 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
             run_jobs=False,
             config_file=tmp / "none.toml",
             auth_rate_limit=10_000,
+            tracker_udp_port=0,
+            seeder_port=0,
         )
     )
     instance = app.state.instance
@@ -154,6 +156,15 @@ def decide_item(role: str, state: str) -> int:
     return 200 if state == "pending" else 422  # only waiting items can be approved
 
 
+def submit_webseed(role: str, state: str) -> int:
+    if role == "anonymous":
+        return 401
+    if state == "removed":
+        return 410  # nothing is added to a removed upload, by moderators either
+    expected = read_item(role, state)
+    return 201 if expected == 200 else expected
+
+
 _n = itertools.count()
 
 
@@ -222,6 +233,21 @@ MATRIX: dict[tuple[str, str], tuple[Callable[[str, str], int], Builder]] = {
     ("POST", "/api/v1/uploads/{infohash}/zarr-metadata"): (
         edit_item,
         shared("/api/v1/uploads/{infohash}/zarr-metadata", json={"files": []}),
+    ),
+    ("GET", "/api/v1/uploads/{infohash}/seeding"): (
+        read_item,
+        shared("/api/v1/uploads/{infohash}/seeding"),
+    ),
+    ("GET", "/api/v1/uploads/{infohash}/webseeds"): (
+        read_item,
+        shared("/api/v1/uploads/{infohash}/webseeds"),
+    ),
+    ("POST", "/api/v1/uploads/{infohash}/webseeds"): (
+        submit_webseed,
+        shared(
+            "/api/v1/uploads/{infohash}/webseeds",
+            json_factory=lambda: {"url": f"https://example.org/{unique()}/"},
+        ),
     ),
     ("PATCH", "/api/v1/datasets/{slug}"): (
         edit_item,
