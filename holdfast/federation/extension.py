@@ -24,6 +24,7 @@ def install(
     if not settings.federation:
         return None
     federation = Federation(instance.db, settings)
+    federation.keys  # noqa: B018 - made and stored now, never inside another transaction
     instance.services["federation"] = federation
     app.state.federation = federation
     clients: list[httpx.AsyncClient] = []

@@ -45,7 +45,9 @@ def queue_sync(s: Session, peer_id: int) -> None:
 def _federation(ctx: JobContext) -> Any:
     from holdfast.federation.service import Federation
 
-    return Federation(ctx.db, ctx.settings)
+    fed = Federation(ctx.db, ctx.settings)
+    fed.keys  # noqa: B018 - loaded before any transaction of the job
+    return fed
 
 
 @job("federation.deliver", max_attempts=DELIVERY_ATTEMPTS, retry_base_seconds=10.0)

@@ -325,11 +325,14 @@ class Federation:
                 return None
             peer = self.peer(actor_id)
             if peer is None or not peer.actor_json or (refresh and actor_id not in fetched):
+                fetched.add(actor_id)
                 try:
                     peer = await self.fetch_actor(client, actor_id)
                 except FederationError:
-                    return None
-                fetched.add(actor_id)
+                    if peer is None or not peer.actor_json:
+                        return None  # unreachable, and never seen: the key is unknown
+            if peer is None:
+                return None
             try:
                 return public_key_from_actor(json.loads(peer.actor_json), key_id)
             except (ValueError, FederationError):
@@ -541,6 +544,7 @@ class Federation:
         if not (datasets or uploads or versions):
             return
         try:
+            self.keys  # noqa: B018 - made (in its own transaction) before ours begins
             with self.db.write() as s:
                 if versions:
                     datasets.update(
