@@ -1,7 +1,7 @@
 """Torrent creation speed: holdfast against mktorrent, libtorrent, torrentfile and torf.
 
     python benchmarks/hashing.py [--dir /tmp/holdfast-bench] [--repeat 1]
-        [--wait-quiet SECONDS] [--no-memory] [--only TEXT...]
+        [--wait-quiet SECONDS] [--quiet-rows SECONDS] [--no-memory] [--only TEXT...]
 
 Two data sets, both page-cached before timing: one 1 GiB file, and 2,000
 files of 64 KiB. holdfast runs as it does by default (child processes for
@@ -75,10 +75,20 @@ def _cpu() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def timed(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
-    """Best (wall seconds, CPU seconds) of ``repeat`` runs."""
+RUNS = {"timed": 0, "not quiet": 0}
+
+
+def timed(fn: Callable[[], object], repeat: int, quiet: float = 0) -> tuple[float, float]:
+    """Best (wall seconds, CPU seconds) of ``repeat`` runs.
+
+    With ``quiet``, each run first waits up to that many seconds for a second
+    in which the cores were idle (other work on a shared machine comes in bursts).
+    """
     best = (float("inf"), float("inf"))
     for _ in range(repeat):
+        RUNS["timed"] += 1
+        if quiet and wait_for_quiet(CORES - 0.2, quiet, sample=1.0, pause=0.5) < CORES - 0.2:
+            RUNS["not quiet"] += 1
         c0 = _cpu()
         t0 = time.perf_counter()
         fn()
@@ -100,13 +110,15 @@ def idle_cores(seconds: float = 3.0) -> float:
     return CORES * (idle1 - idle0) / max(total1 - total0, 1)
 
 
-def wait_for_quiet(min_idle: float, timeout: float) -> float:
+def wait_for_quiet(
+    min_idle: float, timeout: float, sample: float = 3.0, pause: float = 10.0
+) -> float:
     """Wait (up to ``timeout`` s) until ``min_idle`` cores are idle; returns the idle cores."""
     deadline = time.monotonic() + timeout
-    idle = idle_cores()
+    idle = idle_cores(sample)
     while idle < min_idle and time.monotonic() < deadline:
-        time.sleep(10)
-        idle = idle_cores()
+        time.sleep(pause)
+        idle = idle_cores(sample)
     return idle
 
 
@@ -238,6 +250,13 @@ def main() -> int:
         help="first wait up to this long for the cores to be (almost) idle",
     )
     parser.add_argument(
+        "--quiet-rows",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="before each timed run, wait up to this long for an idle second",
+    )
+    parser.add_argument(
         "--memory", action=argparse.BooleanOptionalAction, default=True,
         help="also measure peak memory on 1 GiB and a sparse 8 GiB file",
     )  # fmt: skip
@@ -291,7 +310,7 @@ def main() -> int:
         size = GiB if path.is_file() else sum(small_sizes)
         for name, make in contenders(path, piece):
             fn = make()
-            wall, cpu = timed(fn, args.repeat)
+            wall, cpu = timed(fn, args.repeat, args.quiet_rows)
             del fn
             results.setdefault(name, {})[label] = (wall, cpu)
             print(f"  {label:>16}  {name:<36} {wall:7.3f} s  {size / wall / 1e9:5.2f} GB/s"
@@ -301,7 +320,14 @@ def main() -> int:
     lib = {v: results.get(f"libtorrent {v}", {}) for v in ("v1", "v2", "hybrid")}
     print(
         f"{CORES} cores, {idle:.1f} of them idle just before the run and {idle_cores():.1f} "
-        "just after (the machine is shared); automatic piece lengths for the small files: "
+        "just after (the machine is shared); "
+        + (
+            f"{RUNS['timed'] - RUNS['not quiet']} of {RUNS['timed']} timed runs started "
+            "after an idle second; "
+            if args.quiet_rows
+            else ""
+        )
+        + "automatic piece lengths for the small files: "
         + ", ".join(f"{v} {pl // KiB} KiB" for v, pl in small_pl.items())
     )
     print()
