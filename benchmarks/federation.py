@@ -379,12 +379,13 @@ def bench_backfill(work: Path, uploads: int, seconds: float, database: str) -> d
             interval=0.05,
         )
         accepted_s = time.perf_counter() - start
-        got = wait(
-            lambda: (n := mirrored_uploads(view_b, a.actor_url)) >= made and n,
-            seconds,
-            f"B to hold {made} uploads",
-            interval=0.25,
-        )
+        deadline = time.monotonic() + seconds
+        got = 0
+        while time.monotonic() < deadline:
+            got = mirrored_uploads(view_b, a.actor_url)
+            if got >= made:
+                break
+            time.sleep(0.25)
         wall = time.perf_counter() - start
     return {
         "uploads": made,
@@ -393,6 +394,7 @@ def bench_backfill(work: Path, uploads: int, seconds: float, database: str) -> d
         "accept_s": accepted_s,
         "wall_s": wall,
         "per_s": got / wall,
+        "complete": got >= made,
     }
 
 
@@ -559,7 +561,10 @@ def print_backfill(row: dict[str, Any], database: str) -> None:
     print("|---|---:|---:|")
     print(f"| uploads on A | {row['uploads']} | |")
     print(f"| follow accepted after (s) | {row['accept_s']:.2f} | |")
-    print(f"| B holds all of them after (s) | {row['wall_s']:.1f} | < 60 |")
+    if row["complete"]:
+        print(f"| B holds all of them after (s) | {row['wall_s']:.1f} | < 60 |")
+    else:
+        print(f"| B holds {row['mirrored']} after the time bound (s) | {row['wall_s']:.1f} | |")
     print(f"| items per s | {row['per_s']:.0f} | |")
 
 
