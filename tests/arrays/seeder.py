@@ -7,6 +7,10 @@ SAVE_PATH without rechecking them, prints one JSON line `{"port": N}` once every
 is seeding, then answers each line on stdin: `stats` prints the payload bytes uploaded so
 far per infohash (`{"uploaded": {...}, "total": N}`). It exits when stdin closes, or
 after --lifetime seconds.
+
+Its peer connections get TCP_NODELAY, as the reader's do: libtorrent leaves Nagle's
+algorithm on, and then a choke/unchoke pair or a request waits for the other side's
+delayed ACK (40 ms on Linux) whenever a reader comes back after a pause.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import time
 import warnings
 
 import libtorrent as lt
+
+from holdfast.arrays.peers import set_nodelay
 
 
 def main() -> None:
@@ -40,8 +46,9 @@ def main() -> None:
                 "enable_outgoing_utp": False,
                 "enable_incoming_utp": False,
                 "allow_multiple_connections_per_ip": True,
-                "tick_interval": 100,
+                "tick_interval": 5,
                 "unchoke_slots_limit": -1,
+                "close_redundant_connections": False,
                 "alert_mask": 0,
             }
         )
@@ -66,6 +73,7 @@ def main() -> None:
     timer = threading.Timer(args.lifetime, lambda: os._exit(0))
     timer.daemon = True
     timer.start()
+    threading.Thread(target=_nodelay, args=(args.lifetime,), daemon=True).start()
     for line in sys.stdin:
         if line.strip() == "stats":
             uploaded = {
@@ -73,6 +81,14 @@ def main() -> None:
             }
             print(json.dumps({"uploaded": uploaded, "total": sum(uploaded.values())}), flush=True)
     timer.cancel()
+
+
+def _nodelay(lifetime: float) -> None:
+    """TCP_NODELAY on each new peer connection, as the reader sets it on its own."""
+    end = time.monotonic() + lifetime
+    while time.monotonic() < end:
+        set_nodelay()
+        time.sleep(0.05)
 
 
 if __name__ == "__main__":
