@@ -50,6 +50,7 @@ _ANNOUNCE = struct.Struct(">20s20sQQQIIIiH")
 _ANNOUNCE_REPLY = struct.Struct(">IIIII")
 _SCRAPE_ENTRY = struct.Struct(">III")
 _REPLY_HEADER = struct.Struct(">II")  # action, transaction id
+_FAST_REPLY = struct.Struct(">I4sIII")  # action, transaction id as sent, then the counts
 _PROTOCOL_ID_BYTES = PROTOCOL_ID.to_bytes(8, "big")
 logger = logging.getLogger(__name__)
 _EVENTS = (Event.NONE, Event.COMPLETED, Event.STARTED, Event.STOPPED)
@@ -279,10 +280,30 @@ class UDPTrackerThread:
         self._sock.close()
 
     def _serve(self) -> None:
+        """Answer datagrams until stopped.
+
+        IPv4 announces from a client whose connection id is current take a short
+        path inlined here (the bulk of the traffic); everything else goes through
+        `UDPResponder.answer`, which gives the same answers.
+        """
         sock = self._sock
         recvfrom = sock.recvfrom
         sendto = sock.sendto
-        answer = self.responder.answer
+        responder = self.responder
+        answer = responder.answer
+        ids = responder.connection_ids
+        recent = ids._recent
+        clock = ids._clock
+        lifetime = ids.lifetime
+        tracker = responder.tracker
+        lock = tracker.lock
+        announce = tracker.announce
+        default_numwant = tracker.default_numwant
+        unpack_announce = _ANNOUNCE.unpack_from
+        pack_reply = _FAST_REPLY.pack
+        compare = hmac.compare_digest
+        events = _EVENTS
+        ips: dict[str, bytes] = {}  # textual IPv4 address -> packed, for the short path
         while not self._stopping:
             try:
                 data, addr = recvfrom(2048)
@@ -293,7 +314,57 @@ class UDPTrackerThread:
                     return
                 continue  # an ICMP error for an earlier answer: the client went away
             try:
-                reply = answer(data, addr[0])
+                host = addr[0]
+                ip = ips.get(host)
+                reply: bytes | None = None
+                if ip is not None and len(data) >= 98 and data[8:12] == b"\0\0\0\x01":
+                    entry = recent.get(ip)
+                    cid = data[:8]
+                    if (
+                        entry is not None
+                        and entry[0] == int(clock() // lifetime)
+                        and (compare(cid, entry[1]) or compare(cid, entry[2]))
+                    ):
+                        (infohash, _p, _d, left, _u, event, _i, _k, numwant, port) = (
+                            unpack_announce(data, 16)
+                        )
+                        if event <= 3:
+                            if numwant < 0:
+                                numwant = default_numwant
+                            if numwant > MAX_PEERS_IPV4:
+                                numwant = MAX_PEERS_IPV4
+                            try:
+                                with lock:
+                                    result = announce(
+                                        infohash,
+                                        ip,
+                                        port,
+                                        left=left,
+                                        event=events[event],
+                                        numwant=numwant,
+                                        want_ipv6=False,
+                                    )
+                                reply = (
+                                    pack_reply(
+                                        ACTION_ANNOUNCE,
+                                        data[12:16],
+                                        result.interval,
+                                        result.leechers,
+                                        result.seeders,
+                                    )
+                                    + result.peers
+                                )
+                            except AnnounceRefused as exc:
+                                reply = error_packet(int.from_bytes(data[12:16]), exc.reason)
+                if reply is None:
+                    if ip is None:
+                        with contextlib.suppress(OSError):
+                            packed = pack_ip(host)
+                            if len(packed) == 4:
+                                if len(ips) >= 65536:
+                                    ips.clear()
+                                ips[host] = packed
+                    reply = answer(data, host)
                 if reply is not None:
                     sendto(reply, addr)
             except OSError:

@@ -300,3 +300,69 @@ def test_ipv6_clients_get_ipv6_peers() -> None:
 def test_a_short_secret_is_refused() -> None:
     with pytest.raises(ValueError, match="16 bytes"):
         ConnectionIds(b"short")
+
+
+def test_listener_thread_answers_as_the_responder_does() -> None:
+    """The thread's short path for IPv4 announces gives the answers the general
+    path gives, datagram for datagram, including refusals and bad connection ids."""
+    from holdfast.swarm.udp_tracker import UDPResponder, UDPTrackerThread
+
+    allowed = [os.urandom(20) for _ in range(3)]
+    ids = ConnectionIds(SECRET)
+    reference = UDPResponder(Tracker(is_allowed=AllowList(allowed)), ids)
+    live = Tracker(is_allowed=AllowList(allowed))
+    thread = UDPTrackerThread(live, "127.0.0.1", 0, secret=SECRET)
+    thread.start()
+    try:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(5)
+
+        def both(packet: bytes) -> tuple[bytes, bytes]:
+            sock.sendto(packet, ("127.0.0.1", thread.port))
+            got = sock.recv(4096)
+            expected = reference.answer(packet, "127.0.0.1")
+            assert expected is not None
+            return got, expected
+
+        connect = struct.pack(">QII", PROTOCOL_ID, 0, 77)
+        got, expected = both(connect)
+        assert got == expected
+        cid = got[8:16]
+
+        def announce(infohash: bytes, port: int, left: int, event: int, numwant: int) -> bytes:
+            return cid + struct.pack(
+                ">II20s20sQQQIIIiH",
+                1,
+                port,  # transaction id
+                infohash,
+                os.urandom(20),
+                0,
+                left,
+                0,
+                event,
+                0,
+                0,
+                numwant,
+                port,
+            )
+
+        packets = [
+            announce(allowed[i % 3], 6000 + i % 7, 0 if i % 3 == 0 else 100, 2, 50)
+            for i in range(30)
+        ]
+        packets += [
+            announce(allowed[0], 6001, 0, 1, -1),  # completed, default numwant
+            announce(allowed[1], 6002, 5, 3, 10),  # stopped
+            announce(allowed[2], 6003, 5, 0, 1000),  # numwant above the cap
+            announce(os.urandom(20), 6004, 0, 2, 50),  # not tracked
+            announce(allowed[0], 6005, 0, 9, 50),  # bad event
+            os.urandom(8) + announce(allowed[0], 6006, 0, 2, 50)[8:],  # bad connection id
+        ]
+        for packet in packets:
+            got, expected = both(packet)
+            assert got == expected
+        assert live.scrape(allowed) == reference.tracker.scrape(allowed)
+        sock.close()
+    finally:
+        thread.stop()
