@@ -120,9 +120,10 @@ class WebseedFetcher(PieceFetcher):
                 buffer[segment.piece_offset : segment.piece_offset + segment.length] = data[
                     lo : lo + segment.length
                 ]
-                if verify is not None and not verify[i](bytes(buffer)):
+                content = bytes(buffer)
+                if verify is not None and not verify[i](content):
                     break
-                out.append(bytes(buffer))
+                out.append(content)
             if len(out) == len(run):
                 self._prefer(base)
                 self.stats.add(pieces=len(run))

@@ -142,3 +142,29 @@ def test_a_fetcher_is_not_trusted_to_verify(files: Path) -> None:
             with pytest.raises(PieceHashMismatch):
                 reader.read("d/f1", 0, 10)
             assert len(reader.cache) == 0
+
+
+def test_bytes_other_than_those_verified_are_checked_again(files: Path) -> None:
+    """The reader skips its second check only for the very bytes a fetcher verified."""
+    from holdfast.arrays.errors import PieceHashMismatch
+
+    class SwappingFetcher(LocalFetcher):
+        def fetch_piece(self, pieces: PieceMap, piece: Piece, verify: Verifier | None) -> bytes:
+            good = super().fetch_piece(pieces, piece, verify)
+            assert verify is not None and verify(good)
+            return bytes(len(good))  # verified one thing, hands back another
+
+    class HonestFetcher(LocalFetcher):
+        def fetch_piece(self, pieces: PieceMap, piece: Piece, verify: Verifier | None) -> bytes:
+            data = super().fetch_piece(pieces, piece, verify)
+            assert verify is not None and verify(data)
+            return data
+
+    torrent = create_torrent(files / "d", version="v2", piece_length=16384).torrent
+    with TorrentReader(torrent, SwappingFetcher(files)) as reader:
+        with pytest.raises(PieceHashMismatch):
+            reader.read("d/f1", 0, 10)
+        assert len(reader.cache) == 0
+    expected = (files / "d/f1").read_bytes()
+    with TorrentReader(torrent, HonestFetcher(files)) as reader:
+        assert reader.read("d/f1") == expected
