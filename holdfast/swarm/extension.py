@@ -85,6 +85,7 @@ class TrackerService:
         self._lock = threading.Lock()
         self._refreshing: set[int] | None = None
         self._pending: dict[bytes, SwarmUpdate] = {}
+        self._storing = threading.Lock()  # one store_stats at a time
 
     # --- the allow-list
 
@@ -197,7 +198,10 @@ class TrackerService:
     def store_stats(self, now: datetime | None = None) -> int:
         """Expire peers and write the counts of uploads whose swarms changed;
         returns how many uploads were written. Nothing is lost if writing fails."""
-        now = now or utcnow()
+        with self._storing:
+            return self._store_stats(now or utcnow())
+
+    def _store_stats(self, now: datetime) -> int:
         with self.tracker.lock:
             self.tracker.expire()
             drained = self.tracker.drain_changed()
