@@ -578,7 +578,7 @@ class Federation:
         dataset = s.get(Dataset, dataset_id)
         if dataset is None:
             return None
-        mirrored = self._mirrored(s, dataset_id=dataset_id)
+        mirrored = self._mirrored(s, dataset_id=dataset_id, kind="dataset")
         if mirrored:
             if dataset.status == Status.approved.value:
                 live = [o for o in mirrored if o.state == ObjectState.current.value]
