@@ -187,6 +187,7 @@ def peer_rows(
     seeder: Seeder,
     needs: dict[str, tuple[int, int]],
     data: np.ndarray,
+    http_rate: float,
 ) -> list[tuple[str, str, str, str]]:
     rows: list[tuple[str, str, str, str]] = []
     for array, path, label in (
@@ -228,7 +229,7 @@ def peer_rows(
             "random single-chunk reads (512 KiB chunks)",
             "holdfast, peer, no cache",
             f"{rate:.0f} /s",
-            "",
+            f"{rate / http_rate:.2f}x fsspec",
         )
     )
     elapsed, moved = whole_download_peer(torrent_path.read_bytes(), tmp / "lt-peer", seeder)
@@ -386,7 +387,9 @@ def main() -> None:
             # the same reads from a BitTorrent peer in another process
             seeder = Seeder(tmp / "src", [torrent_path, small_path])
             try:
-                rows.extend(peer_rows(args, tmp, torrent_path, small_path, seeder, needs, data))
+                rows.extend(
+                    peer_rows(args, tmp, torrent_path, small_path, seeder, needs, data, theirs)
+                )
             finally:
                 seeder.stop()
 
