@@ -234,6 +234,10 @@ MATRIX: dict[tuple[str, str], tuple[Callable[[str, str], int], Builder]] = {
         edit_item,
         shared("/api/v1/uploads/{infohash}/zarr-metadata", json={"files": []}),
     ),
+    ("GET", "/api/v1/uploads/{infohash}/swarm"): (
+        read_item,
+        shared("/api/v1/uploads/{infohash}/swarm"),
+    ),
     ("GET", "/api/v1/uploads/{infohash}/seeding"): (
         read_item,
         shared("/api/v1/uploads/{infohash}/seeding"),
