@@ -51,7 +51,9 @@ class World:
 
 
 @pytest.fixture(scope="module", params=DATABASES)
-def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def world(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[World]:
     from holdfast.app import create_app
     from holdfast.settings import Settings
 
@@ -234,6 +236,48 @@ MATRIX: dict[tuple[str, str], tuple[Callable[[str, str], int], Builder]] = {
         edit_item,
         shared("/api/v1/uploads/{infohash}/zarr-metadata", json={"files": []}),
     ),
+    ("GET", "/api/v1/federation/peers"): (needs({"admin"}), shared("/api/v1/federation/peers")),
+    ("POST", "/api/v1/federation/peers"): (
+        needs({"admin"}),
+        shared(
+            "/api/v1/federation/peers",
+            json={"actor": "https://peer.example/actor", "trust": "review"},
+        ),
+    ),
+    ("POST", "/api/v1/federation/peers/{peer_id}/sync"): (
+        lambda r, s: needs({"admin"})(r, s) if r != "admin" else 404,
+        shared("/api/v1/federation/peers/999999/sync"),
+    ),
+    ("GET", "/api/v1/federation/policy"): (needs({"admin"}), shared("/api/v1/federation/policy")),
+    ("GET", "/api/v1/federation/follows"): (
+        needs({"admin"}),
+        shared("/api/v1/federation/follows"),
+    ),
+    ("POST", "/api/v1/federation/follows"): (
+        lambda r, s: needs({"admin"})(r, s) if r != "admin" else 422,  # loopback actor refused
+        shared("/api/v1/federation/follows", json={"actor": "http://127.0.0.1:9/actor"}),
+    ),
+    ("POST", "/api/v1/federation/follows/{follow_id}"): (
+        lambda r, s: needs({"admin"})(r, s) if r != "admin" else 404,
+        shared("/api/v1/federation/follows/999999", json={"action": "accept"}),
+    ),
+    ("DELETE", "/api/v1/federation/follows/{follow_id}"): (
+        lambda r, s: needs({"admin"})(r, s) if r != "admin" else 404,
+        shared("/api/v1/federation/follows/999999"),
+    ),
+    ("GET", "/api/v1/federation/forks"): (needs(MODS), shared("/api/v1/federation/forks")),
+    ("GET", "/api/v1/federation/provenance/uploads/{infohash}"): (
+        read_item,
+        shared("/api/v1/federation/provenance/uploads/{infohash}"),
+    ),
+    ("GET", "/api/v1/federation/provenance/datasets/{slug}"): (
+        read_item,
+        shared("/api/v1/federation/provenance/datasets/{slug}"),
+    ),
+    ("POST", "/api/v1/federation/verify"): (
+        public,
+        shared("/api/v1/federation/verify", json={"document": {"id": "x"}}),
+    ),
     ("GET", "/api/v1/uploads/{infohash}/swarm"): (
         read_item,
         shared("/api/v1/uploads/{infohash}/swarm"),
@@ -336,7 +380,9 @@ def app_api_routes(app: Any) -> set[tuple[str, str]]:
     for route in app.routes:
         path = getattr(route, "path", None) or ""
         if path.startswith("/api/v1"):
-            found.update((m, path) for m in (getattr(route, "methods", None) or {"GET"}) if m != "HEAD")
+            found.update(
+                (m, path) for m in (getattr(route, "methods", None) or {"GET"}) if m != "HEAD"
+            )
     return found
 
 
@@ -380,8 +426,14 @@ def test_listings_never_leak_unapproved_items(world: World, role: str) -> None:
     h = world.headers(role)
     pending_ds, pending_up = world.items["pending"]
     removed_ds, removed_up = world.items["removed"]
-    datasets = {d["slug"] for d in world.client.get("/api/v1/datasets?per_page=500", headers=h).json()["items"]}
-    uploads = {u["infohash"] for u in world.client.get("/api/v1/uploads?per_page=500", headers=h).json()["items"]}
+    datasets = {
+        d["slug"]
+        for d in world.client.get("/api/v1/datasets?per_page=500", headers=h).json()["items"]
+    }
+    uploads = {
+        u["infohash"]
+        for u in world.client.get("/api/v1/uploads?per_page=500", headers=h).json()["items"]
+    }
     hits = world.client.get("/api/v1/search?q=values&per_page=500", headers=h).json()["items"]
     hit_uploads = {x["upload"]["infohash"] for x in hits if x["upload"]}
     hit_datasets = {x["dataset"]["slug"] for x in hits}
