@@ -308,6 +308,11 @@ class LibtorrentFetcher(PieceFetcher):
                 self._waiting.setdefault(piece.index, []).append(future)
                 futures.append(future)
         self.handle.prioritize_pieces([(piece.index, 7) for piece in run])
+        for piece in run:
+            # a piece the session already holds (read before, since dropped from the
+            # reader's cache) will not finish again: read it back from libtorrent
+            if self.handle.have_piece(piece.index):
+                self.handle.read_piece(piece.index)
         self._reconnect()
         self._tune_connections()
         started = time.monotonic()

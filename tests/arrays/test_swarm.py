@@ -150,6 +150,21 @@ def test_plain_array_slices_come_from_the_peer_and_only_their_chunks(swarm: Swar
         assert totals.from_peers <= 1.25 * (needed_all + sizes_of_metadata(swarm, "frames.zarr"))
 
 
+def test_pieces_read_before_are_read_again_without_the_cache(swarm: Swarm) -> None:
+    """With no piece cache a second read of a chunk finds its pieces already in the
+    session: they come back from libtorrent without moving them again."""
+    with _reader(swarm, "frames", cache_bytes=0) as reader:
+        array = zarr.open_array(TorrentStore(reader, "frames.zarr"), mode="r")
+        np.testing.assert_array_equal(array[60], swarm.data[60])
+        before = swarm.seeder.uploaded()
+        for _ in range(3):
+            np.testing.assert_array_equal(array[60], swarm.data[60])
+        assert swarm.seeder.uploaded() == before
+        totals = reader.fetcher.refresh_stats()
+        assert totals.webseed_pieces == 0
+        assert len(reader.cache) == 0
+
+
 def sizes_of_metadata(swarm: Swarm, array: str) -> int:
     return (swarm.root / array / "zarr.json").stat().st_size + 16384
 
