@@ -136,6 +136,10 @@ def main() -> None:
         run_jobs=False,
         config_file=tmp / "none.toml",
         max_torrent_bytes=256 << 20,
+        # The catalogue alone: no federation deliveries, the tracker on any free port.
+        federation=False,
+        tracker_udp_port=0,
+        seeder=False,
     )
     app = create_app(settings)
     instance = app.state.instance
@@ -161,6 +165,7 @@ def main() -> None:
 
     port = free_port()
     env = dict(os.environ)
+    env.update(HOLDFAST_FEDERATION="false", HOLDFAST_TRACKER_UDP_PORT="0", HOLDFAST_SEEDER="false")
     if args.database_url:
         env["HOLDFAST_DATABASE_URL"] = args.database_url
     command = [

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import Response
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from holdfast.api.deps import CurrentAccount, InstanceDep, PagingDep, RequireAccount
 from holdfast.api.schemas import (
@@ -26,13 +26,46 @@ from holdfast.api.schemas import (
 )
 from holdfast.catalogue.models import Threat
 from holdfast.catalogue.schemas import DatasetEdit, DatasetIn, PartIn, UploadIn
+from holdfast.catalogue.service import Page
 from holdfast.errors import InvalidInput, PayloadTooLarge
 from holdfast.instance import Instance
 
 router = APIRouter(tags=["catalogue"])
 
+T = TypeVar("T")
 
-@router.get("/datasets", response_model=PageOut[DatasetOut])
+
+class ListPageOut(PageOut[T], Generic[T]):
+    """A page of a listing whose matches are counted only up to a cap.
+
+    Counting every match of a large catalogue on each request is what makes listings
+    slow, so `total` stops at a cap (10,000 for listings, 1,000 for search): when
+    `total_exact` is false there are more than `total`, and `pages` is a lower bound.
+    `has_next` always says whether another page follows.
+    """
+
+    total: int = Field(description="Number of matches, counted up to a cap (see total_exact).")
+    pages: int = Field(description="Number of pages; a lower bound when total_exact is false.")
+    total_exact: bool = Field(
+        description="False when there are more matches than `total` (the count's cap)."
+    )
+    has_next: bool = Field(description="Whether a page follows this one.")
+
+
+class TagOut(BaseModel):
+    name: str
+    datasets: int = Field(description="Number of datasets with this tag that you can see.")
+
+
+def listing_out(items: list[Any], page: Page) -> dict[str, Any]:
+    return {
+        **page_out(items, page.total, page.offset, page.limit),
+        "total_exact": page.total_exact,
+        "has_next": bool(page.has_next),
+    }
+
+
+@router.get("/datasets", response_model=ListPageOut[DatasetOut])
 def list_datasets(
     viewer: CurrentAccount,
     instance: InstanceDep,
@@ -49,8 +82,7 @@ def list_datasets(
         threat=threat.value if threat else None,
         sort=sort,
     )
-    items = [dataset_out(d, instance.base_url) for d in page.items]
-    return page_out(items, page.total, page.offset, page.limit)
+    return listing_out([dataset_out(d, instance.base_url) for d in page.items], page)
 
 
 @router.post("/datasets", response_model=DatasetOut, status_code=201)
@@ -74,9 +106,13 @@ def edit_dataset(
     return dataset_out(instance.catalogue.get_dataset(actor, slug), instance.base_url)
 
 
-@router.get("/datasets/{slug}/versions", response_model=list[VersionOut])
-def dataset_versions(slug: str, viewer: CurrentAccount, instance: InstanceDep) -> list[VersionOut]:
-    return [version_out(v) for v in instance.catalogue.versions(viewer, slug)]
+@router.get("/datasets/{slug}/versions", response_model=ListPageOut[VersionOut])
+def dataset_versions(
+    slug: str, viewer: CurrentAccount, instance: InstanceDep, paging: PagingDep
+) -> dict[str, Any]:
+    """The dataset's edit history, newest version first."""
+    page = instance.catalogue.versions(viewer, slug, offset=paging.offset, limit=paging.limit)
+    return listing_out([version_out(v) for v in page.items], page)
 
 
 @router.post("/datasets/{slug}/parts", response_model=PartOut, status_code=201)
@@ -84,18 +120,17 @@ def add_part(slug: str, body: PartIn, actor: RequireAccount, instance: InstanceD
     return part_out(instance.catalogue.add_part(actor, slug, body))
 
 
-@router.get("/datasets/{slug}/uploads", response_model=PageOut[UploadOut])
+@router.get("/datasets/{slug}/uploads", response_model=ListPageOut[UploadOut])
 def dataset_uploads(
     slug: str, viewer: CurrentAccount, instance: InstanceDep, paging: PagingDep
 ) -> dict[str, Any]:
     page = instance.catalogue.list_uploads(
         viewer, dataset=slug, offset=paging.offset, limit=paging.limit
     )
-    items = [upload_out(u, instance.base_url) for u in page.items]
-    return page_out(items, page.total, page.offset, page.limit)
+    return listing_out([upload_out(u, instance.base_url) for u in page.items], page)
 
 
-@router.get("/uploads", response_model=PageOut[UploadOut])
+@router.get("/uploads", response_model=ListPageOut[UploadOut])
 def list_uploads(
     viewer: CurrentAccount,
     instance: InstanceDep,
@@ -105,8 +140,7 @@ def list_uploads(
     page = instance.catalogue.list_uploads(
         viewer, offset=paging.offset, limit=paging.limit, sort=sort
     )
-    items = [upload_out(u, instance.base_url) for u in page.items]
-    return page_out(items, page.total, page.offset, page.limit)
+    return listing_out([upload_out(u, instance.base_url) for u in page.items], page)
 
 
 def read_torrent(instance: Instance, torrent: UploadFile) -> bytes:
@@ -166,7 +200,7 @@ def replace_upload(
     return upload_out(instance.catalogue.get_upload(actor, new.infohash), instance.base_url)
 
 
-@router.get("/uploads/{infohash}/files", response_model=PageOut[FileOut])
+@router.get("/uploads/{infohash}/files", response_model=ListPageOut[FileOut])
 def upload_files(
     infohash: str,
     viewer: CurrentAccount,
@@ -177,7 +211,7 @@ def upload_files(
     page = instance.catalogue.upload_files(
         viewer, infohash, offset=paging.offset, limit=paging.limit, prefix=prefix
     )
-    return page_out([file_out(f) for f in page.items], page.total, page.offset, page.limit)
+    return listing_out([file_out(f) for f in page.items], page)
 
 
 @router.get(
@@ -196,12 +230,28 @@ def download_torrent(infohash: str, viewer: CurrentAccount, instance: InstanceDe
     )
 
 
-@router.get("/tags", response_model=list[dict[str, Any]])
-def list_tags(viewer: CurrentAccount, instance: InstanceDep) -> list[dict[str, Any]]:
-    return [{"name": name, "datasets": n} for name, n in instance.catalogue.tags(viewer)]
+@router.get(
+    "/tags",
+    response_model=list[TagOut],
+    responses={200: {"headers": {"Link": {"description": 'The next page, rel="next".'}}}},
+)
+def list_tags(
+    viewer: CurrentAccount,
+    instance: InstanceDep,
+    response: Response,
+    page: Annotated[int, Query(ge=1, le=100_000, description="Page number, from 1.")] = 1,
+    per_page: Annotated[int, Query(ge=1, le=500, description="Tags per page.")] = 200,
+) -> list[TagOut]:
+    """Tags of the datasets you can see, most used first, a page at a time; when more
+    follow, the `Link` header names the next page (rel="next")."""
+    tags = instance.catalogue.tags(viewer, offset=(page - 1) * per_page, limit=per_page)
+    if tags.has_next:
+        next_url = f"{instance.base_url}/api/v1/tags?page={page + 1}&per_page={per_page}"
+        response.headers["Link"] = f'<{next_url}>; rel="next"'
+    return [TagOut(name=name, datasets=n) for name, n in tags.items]
 
 
-@router.get("/search", response_model=PageOut[SearchHitOut])
+@router.get("/search", response_model=ListPageOut[SearchHitOut])
 def search(
     viewer: CurrentAccount,
     instance: InstanceDep,
@@ -234,4 +284,4 @@ def search(
         )
         for h in result.hits
     ]
-    return page_out(items, result.total, result.offset, result.limit)
+    return listing_out(items, result.page)

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
@@ -74,6 +75,12 @@ class Tag(Base):
 
 class Dataset(Base):
     __tablename__ = "datasets"
+    # Listings filter on status and sort by date: these indexes give the newest visible
+    # datasets in order without sorting the table (tie-break on id, as the queries do).
+    __table_args__ = (
+        Index("ix_datasets_status_updated", "status", "updated_at", "id"),
+        Index("ix_datasets_status_created", "status", "created_at", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(100), unique=True)
@@ -147,6 +154,18 @@ class Upload(Base):
     """One torrent attached to a dataset. Its content never changes."""
 
     __tablename__ = "uploads"
+    __table_args__ = (
+        Index("ix_uploads_status_created", "status", "created_at", "id"),
+        # "Needs seeders": fewest seeders first, never-measured swarms last.
+        Index(
+            "ix_uploads_status_seeders",
+            "status",
+            text("(seeders IS NULL)"),
+            "seeders",
+            "created_at",
+            "id",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     dataset_id: Mapped[int] = mapped_column(

@@ -145,12 +145,53 @@ def infohash_condition(value: str) -> Any:
     return or_(Upload.infohash_v1 == hexhash, Upload.infohash_v2_short == hexhash)
 
 
+# Listings count their matches only up to here ("10,000+ datasets"): an exact count of
+# a large table costs a scan of it on every request, and nobody pages that far.
+COUNT_CAP = 10_000
+
+
 @dataclass
 class Page:
+    """One page of a listing.
+
+    `total` is exact when `total_exact`; otherwise it is the cap and there are more.
+    `has_next` says whether a page follows this one, whatever the count.
+    """
+
     items: list[Any]
     total: int
     offset: int
     limit: int
+    total_exact: bool = True
+    has_next: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.has_next is None:
+            self.has_next = self.offset + len(self.items) < self.total
+
+
+def capped_count(s: Session, query: Select[Any] | Any, cap: int = COUNT_CAP) -> tuple[int, bool]:
+    """(number of rows `query` returns, counted up to `cap`; whether that is exact)."""
+    n = int(s.scalar(select(func.count()).select_from(query.limit(cap + 1).subquery())) or 0)
+    return min(n, cap), n <= cap
+
+
+def page_of(
+    s: Session,
+    ids: list[int],
+    rows: dict[int, Any],
+    count_query: Select[Any],
+    offset: int,
+    limit: int,
+) -> Page:
+    """A Page from the ids of one page plus one (to know if another follows), their rows
+    by id, and a query for counting (run only when the ids do not settle the total)."""
+    has_next = len(ids) > limit
+    items = [rows[i] for i in ids[:limit] if i in rows]
+    if not has_next and (items or offset == 0):
+        return Page(items, offset + len(items), offset, limit, True, False)
+    total, exact = capped_count(s, count_query, max(COUNT_CAP, offset + len(items)))
+    return Page(items, total, offset, limit, exact, has_next)
 
 
 @dataclass
@@ -290,16 +331,31 @@ class Catalogue:
             s.flush()
             return dataset
 
-    def versions(self, viewer: Account | None, slug: str) -> list[DatasetVersion]:
+    def versions(
+        self, viewer: Account | None, slug: str, *, offset: int = 0, limit: int = 50
+    ) -> Page:
+        """A dataset's versions, newest first, a page at a time.
+
+        Version numbers run from 1 without gaps, so the dataset's current number is the
+        total and the page is a range of numbers, read from the unique index.
+        """
+        if offset < 0 or not 1 <= limit <= 1000:
+            raise InvalidInput("offset must be 0 or more and limit 1 to 1000")
         with self.db.read() as s:
             dataset = self._visible_dataset(s, viewer, slug)
-            return list(
+            newest = dataset.version - offset
+            rows = list(
                 s.scalars(
                     select(DatasetVersion)
-                    .where(DatasetVersion.dataset_id == dataset.id)
+                    .where(
+                        DatasetVersion.dataset_id == dataset.id,
+                        DatasetVersion.number <= newest,
+                    )
                     .order_by(DatasetVersion.number.desc())
+                    .limit(limit)
                 )
             )
+        return Page(rows, dataset.version, offset, limit)
 
     def add_part(self, actor: Account | None, slug: str, part: PartIn) -> DatasetPart:
         actor = require_account(actor, "add a part")
@@ -351,36 +407,48 @@ class Catalogue:
             condition.append(Dataset.threat == threat)
         if account_id is not None:
             condition.append(Dataset.account_id == account_id)
-        query: Select[Any] = select(Dataset).where(*condition)
-        count: Select[Any] = select(func.count(Dataset.id)).where(*condition)
+        query: Select[Any] = select(Dataset.id).where(*condition)
         if tag:
-            tag_filter = Dataset.id.in_(
-                select(dataset_tags.c.dataset_id)
-                .join(Tag, Tag.id == dataset_tags.c.tag_id)
-                .where(Tag.name == tag)
+            query = query.where(
+                Dataset.id.in_(
+                    select(dataset_tags.c.dataset_id)
+                    .join(Tag, Tag.id == dataset_tags.c.tag_id)
+                    .where(Tag.name == tag)
+                )
             )
-            query = query.where(tag_filter)
-            count = count.where(tag_filter)
         with self.db.read() as s:
-            total = int(s.scalar(count) or 0)
-            rows = list(
-                s.scalars(query.order_by(order, Dataset.id.desc()).offset(offset).limit(limit))
+            # Ids first (an index walk or a narrow sort), then the page's rows by id.
+            ids = list(
+                s.scalars(query.order_by(order, Dataset.id.desc()).offset(offset).limit(limit + 1))
             )
-        return Page(rows, total, offset, limit)
+            rows = (
+                {d.id: d for d in s.scalars(select(Dataset).where(Dataset.id.in_(ids)))}
+                if ids
+                else {}
+            )
+            return page_of(s, ids, rows, query, offset, limit)
 
-    def tags(self, viewer: Account | None, *, limit: int = 200) -> list[tuple[str, int]]:
-        """Tags with the number of visible datasets carrying each, most used first."""
+    def tags(self, viewer: Account | None, *, offset: int = 0, limit: int = 200) -> Page:
+        """Tags with the number of visible datasets carrying each, most used first;
+        items are (name, count) pairs."""
+        query = (
+            select(Tag.name, func.count(Dataset.id).label("n"))
+            .join(dataset_tags, dataset_tags.c.tag_id == Tag.id)
+            .join(Dataset, Dataset.id == dataset_tags.c.dataset_id)
+            .where(dataset_visible(viewer), Dataset.status != Status.removed.value)
+            .group_by(Tag.name)
+        )
         with self.db.read() as s:
             rows = s.execute(
-                select(Tag.name, func.count(Dataset.id))
-                .join(dataset_tags, dataset_tags.c.tag_id == Tag.id)
-                .join(Dataset, Dataset.id == dataset_tags.c.dataset_id)
-                .where(dataset_visible(viewer), Dataset.status != Status.removed.value)
-                .group_by(Tag.name)
-                .order_by(func.count(Dataset.id).desc(), Tag.name)
-                .limit(limit)
+                query.order_by(func.count(Dataset.id).desc(), Tag.name)
+                .offset(offset)
+                .limit(limit + 1)
             ).all()
-        return [(name, int(n)) for name, n in rows]
+            items = [(name, int(n)) for name, n in rows[:limit]]
+            if len(rows) <= limit and (items or offset == 0):
+                return Page(items, offset + len(items), offset, limit, True, False)
+            total, exact = capped_count(s, query, max(COUNT_CAP, offset + len(items)))
+        return Page(items, total, offset, limit, exact, len(rows) > limit)
 
     # ------------------------------------------------------------------- uploads
 
@@ -639,9 +707,15 @@ class Catalogue:
         sort: str = "created",
     ) -> Page:
         order: Any = {
-            "created": Upload.created_at.desc(),
-            "size": Upload.total_size.desc(),
-            "seeders": Upload.seeders.asc().nulls_first(),
+            "created": [Upload.created_at.desc(), Upload.id.desc()],
+            "size": [Upload.total_size.desc(), Upload.id.desc()],
+            # Fewest seeders first, never-measured swarms last (the feeds' order).
+            "seeders": [
+                Upload.seeders.is_(None),
+                Upload.seeders.asc(),
+                Upload.created_at.desc(),
+                Upload.id.desc(),
+            ],
         }.get(sort)
         if order is None:
             raise InvalidInput("sort must be one of created, size, seeders")
@@ -650,19 +724,16 @@ class Catalogue:
             if dataset is not None:
                 ds = self._visible_dataset(s, viewer, dataset)
                 condition.append(Upload.dataset_id == ds.id)
-            base = select(Upload).join(Dataset, Dataset.id == Upload.dataset_id).where(*condition)
-            total = int(
-                s.scalar(
-                    select(func.count(Upload.id))
-                    .join(Dataset, Dataset.id == Upload.dataset_id)
-                    .where(*condition)
-                )
-                or 0
+            query = (
+                select(Upload.id).join(Dataset, Dataset.id == Upload.dataset_id).where(*condition)
             )
-            rows = list(
-                s.scalars(base.order_by(order, Upload.id.desc()).offset(offset).limit(limit))
+            ids = list(s.scalars(query.order_by(*order).offset(offset).limit(limit + 1)))
+            rows = (
+                {u.id: u for u in s.scalars(select(Upload).where(Upload.id.in_(ids)))}
+                if ids
+                else {}
             )
-        return Page(rows, total, offset, limit)
+            return page_of(s, ids, rows, query, offset, limit)
 
 
 def _timestamp(value: int | None) -> datetime | None:

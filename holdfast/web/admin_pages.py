@@ -31,6 +31,15 @@ SHOWN_SETTINGS = (
     "production",
     "allow_private_addresses",
     "run_jobs",
+    "tracker",
+    "tracker_open",
+    "scrape_interval_minutes",
+    "seeder",
+    "seeder_upload_rate",
+    "webseed",
+    "federation",
+    "federation_mode",
+    "federation_auto_accept",
 )
 
 

@@ -6,6 +6,7 @@ fragment of it) shows is exactly what the JSON API would show the same account.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -16,9 +17,11 @@ from holdfast.api.schemas import magnet_link
 from holdfast.catalogue.access import can_edit
 from holdfast.catalogue.models import Scarcity, Threat, Upload
 from holdfast.catalogue.text import render_markdown
+from holdfast.db.base import utcnow
 from holdfast.errors import InvalidInput
 from holdfast.instance import Instance
 from holdfast.moderation.models import ReportKind
+from holdfast.swarm.history import samples
 from holdfast.web.chart import SwarmPoint, swarm_chart_svg
 from holdfast.web.feeds import feed_service
 from holdfast.web.forms import PagesDep, VisitorDep, render_page
@@ -34,7 +37,12 @@ UPLOADS_PER_PAGE = 20
 FILES_PER_PAGE = 100
 SEARCH_PER_PAGE = 20
 VERSIONS_PER_PAGE = 20
+TAGS_PER_PAGE = 500
 JSONLD_MAX_DISTRIBUTIONS = 100
+CHART_DAYS = 90
+# The newest samples read for the chart (about a month at one a scrape, hourly after
+# two days); the chart draws at most chart.MAX_POINTS of them.
+CHART_SAMPLES = 3000
 THREAT_OPTIONS = [("", "any")] + [(t.value, t.value) for t in Threat]
 SCARCITY_OPTIONS = [(s.value, s.value) for s in Scarcity]
 SORT_OPTIONS = [
@@ -187,12 +195,12 @@ def dataset_page(
     uploads = instance.catalogue.list_uploads(
         viewer, dataset=slug, offset=(page - 1) * UPLOADS_PER_PAGE, limit=UPLOADS_PER_PAGE
     )
-    versions = instance.catalogue.versions(viewer, slug)
+    versions = instance.catalogue.versions(viewer, slug, limit=4)
     context = {
         "dataset": dataset,
         "uploads": uploads,
-        "recent_history": history(versions[:4])[:3],
-        "version_count": len(versions),
+        "recent_history": history(versions.items)[:3],
+        "version_count": versions.total,
         "can_edit": can_edit(viewer, dataset.status, dataset.account_id),
         "jsonld": _dataset_ld(instance, dataset, uploads.items),
         "report_kinds": REPORT_KINDS,
@@ -222,10 +230,12 @@ def dataset_history(
     page: PageNumber = 1,
 ) -> Response:
     dataset = instance.catalogue.get_dataset(visitor.account, slug)
-    versions = instance.catalogue.versions(visitor.account, slug)
     # Diffs need each version's predecessor, so the page takes one version more.
     offset = (page - 1) * VERSIONS_PER_PAGE
-    window = versions[offset : offset + VERSIONS_PER_PAGE + 1]
+    versions = instance.catalogue.versions(
+        visitor.account, slug, offset=offset, limit=VERSIONS_PER_PAGE + 1
+    )
+    window = versions.items
     return render_page(
         request,
         pages,
@@ -234,17 +244,27 @@ def dataset_history(
         {
             "dataset": dataset,
             "history": history(window)[:VERSIONS_PER_PAGE],
-            "paging": {"total": len(versions), "offset": offset, "limit": VERSIONS_PER_PAGE},
+            "paging": {"total": versions.total, "offset": offset, "limit": VERSIONS_PER_PAGE},
             "params": {},
         },
     )
 
 
-def swarm_points(upload: Upload) -> list[SwarmPoint]:
-    """The swarm measurements to chart. Until swarm history is stored, the latest one."""
-    if upload.swarm_checked_at is None or upload.seeders is None:
-        return []
-    return [(upload.swarm_checked_at, upload.seeders, upload.leechers or 0)]
+def swarm_points(instance: Instance, upload: Upload) -> list[SwarmPoint]:
+    """The swarm measurements of the last CHART_DAYS to chart, oldest first.
+
+    Samples are stored when the counts change; the latest counts (from the upload row)
+    close the line at the time they were last checked, so a swarm that has been
+    steady for weeks still reaches the present. With no samples, that one point.
+    """
+    points: list[SwarmPoint] = list(
+        samples(instance.db, upload.id, utcnow() - timedelta(days=CHART_DAYS), limit=CHART_SAMPLES)
+    )
+    if upload.swarm_checked_at is not None and upload.seeders is not None:
+        latest = (upload.swarm_checked_at, upload.seeders, upload.leechers or 0)
+        if not points or points[-1][0] < latest[0]:
+            points.append(latest)
+    return points
 
 
 @router.get("/uploads/{infohash}")
@@ -287,7 +307,9 @@ def upload_page(
     }
     if hx_target(request) == "files":
         return render_page(request, pages, visitor, "_files.html", context)
-    context["chart"] = swarm_chart_svg(swarm_points(upload), title=f"Swarm health of {upload.name}")
+    context["chart"] = swarm_chart_svg(
+        swarm_points(instance, upload), title=f"Swarm health of {upload.name}"
+    )
     context["jsonld"] = (
         upload_jsonld(
             upload, base_url=instance.base_url, catalog_title=instance.settings.instance_title
@@ -312,10 +334,18 @@ def _breadcrumbs(prefix: str) -> list[tuple[str, str]]:
 
 @router.get("/tags")
 def tag_list(
-    request: Request, visitor: VisitorDep, pages: PagesDep, instance: InstanceDep
+    request: Request,
+    visitor: VisitorDep,
+    pages: PagesDep,
+    instance: InstanceDep,
+    page: PageNumber = 1,
 ) -> Response:
-    tags = instance.catalogue.tags(visitor.account, limit=500)
-    return render_page(request, pages, visitor, "tags.html", {"tags": tags})
+    tags = instance.catalogue.tags(
+        visitor.account, offset=(page - 1) * TAGS_PER_PAGE, limit=TAGS_PER_PAGE
+    )
+    return render_page(
+        request, pages, visitor, "tags.html", {"tags": tags.items, "paging": tags, "params": {}}
+    )
 
 
 @router.get("/tags/{name}")

@@ -18,7 +18,8 @@ LEFT = 44
 RIGHT = 12
 TOP = 12
 BOTTOM = 34
-MAX_POINTS = 2000
+# Two points per pixel of the plot at most: more adds bytes to the page, not detail.
+MAX_POINTS = 1000
 
 SwarmPoint = tuple[datetime, int, int]
 

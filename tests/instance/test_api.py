@@ -57,7 +57,7 @@ def test_dataset_roundtrip_with_sanitised_markdown(client, uploader):
     got = client.get("/api/v1/datasets/sea-surface-temperature").json()
     assert "<strong>bold</strong>" in got["description_html"]
     assert "<script" not in got["description_html"]
-    assert "href=\"javascript" not in got["description_html"]
+    assert 'href="javascript' not in got["description_html"]
     assert got["source_urls"] == ["https://example.org/sst"]
 
 
@@ -90,7 +90,9 @@ def test_upload_keeps_bytes_and_hashes_like_libtorrent(client, uploader, tmp_pat
     assert up["infohash_v2"] == v2
     assert up["infohash"] == (v2 or v1)
     assert up["file_count"] == info.num_files() - sum(
-        1 for i in range(info.num_files()) if info.files().file_flags(i) & lt.file_storage.flag_pad_file
+        1
+        for i in range(info.num_files())
+        if info.files().file_flags(i) & lt.file_storage.flag_pad_file
     )
     assert up["torrent_version"] == version
     if v1:
@@ -124,7 +126,10 @@ def test_duplicate_torrent_is_refused_and_changes_nothing(client, uploader, inst
         (b"", "empty"),
         (b"not bencode at all", "not a valid"),
         (b"d4:infoi1ee", "not a valid"),
-        (b"d8:announce3:abc4:infod6:lengthi-5e4:name1:a12:piece lengthi16384e6:pieces0:ee", "not a valid"),
+        (
+            b"d8:announce3:abc4:infod6:lengthi-5e4:name1:a12:piece lengthi16384e6:pieces0:ee",
+            "not a valid",
+        ),
     ],
 )
 def test_malformed_torrents_get_clear_errors(client, uploader, payload, reason):
@@ -155,8 +160,12 @@ def test_oversized_torrent_is_refused(make_settings, tmp_path):
 
 def test_file_list_is_paginated(client, uploader, tmp_path):
     create_dataset(client, uploader)
-    root = make_files(tmp_path / "many" / "many", {f"d/{i:03}.txt": str(i).encode() for i in range(120)})
-    up = post_upload(client, uploader, "sea-surface-temperature", make_torrent(root, version="v2")).json()
+    root = make_files(
+        tmp_path / "many" / "many", {f"d/{i:03}.txt": str(i).encode() for i in range(120)}
+    )
+    up = post_upload(
+        client, uploader, "sea-surface-temperature", make_torrent(root, version="v2")
+    ).json()
     first = client.get(f"/api/v1/uploads/{up['infohash']}/files?per_page=50").json()
     assert first["total"] == 120 and first["pages"] == 3 and len(first["items"]) == 50
     last = client.get(f"/api/v1/uploads/{up['infohash']}/files?per_page=50&page=3").json()
@@ -181,14 +190,18 @@ def test_edits_are_versioned_with_hash_chain(client, uploader):
         headers=uploader.headers,
     )
     assert stale.status_code == 409
-    versions = client.get("/api/v1/datasets/sea-surface-temperature/versions").json()
+    page = client.get("/api/v1/datasets/sea-surface-temperature/versions").json()
+    assert page["total"] == 2 and page["total_exact"] and not page["has_next"]
+    versions = page["items"]
     assert [v["number"] for v in versions] == [2, 1]
     assert versions[0]["parent_hash"] == versions[1]["content_hash"]
     assert versions[0]["data"]["title"] == "SST, daily"
     assert versions[1]["data"]["title"] == "Sea surface temperature"
     import json
 
-    data = json.dumps(versions[0]["data"], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    data = json.dumps(
+        versions[0]["data"], sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
     expected = hashlib.sha256((versions[0]["parent_hash"] + data).encode()).hexdigest()
     assert versions[0]["content_hash"] == expected
 
@@ -204,7 +217,9 @@ def test_parts_and_uploads_attached_to_them(client, uploader, tmp_path):
     torrent = sample_torrent(tmp_path, "y1982")
     up = post_upload(client, uploader, "sea-surface-temperature", torrent, parts="1982").json()
     assert up["parts"] == ["1982"]
-    bad = post_upload(client, uploader, "sea-surface-temperature", sample_torrent(tmp_path, "z"), parts="1999")
+    bad = post_upload(
+        client, uploader, "sea-surface-temperature", sample_torrent(tmp_path, "z"), parts="1999"
+    )
     assert bad.status_code == 422 and bad.json()["fields"] == {"parts": "unknown"}
 
 
@@ -242,3 +257,8 @@ def test_listing_is_paginated_and_filtered(client, uploader):
     assert titles == sorted(titles)
     tags = {t["name"]: t["datasets"] for t in client.get("/api/v1/tags").json()}
     assert tags == {"even": 4, "odd": 3}
+    first = client.get("/api/v1/tags?per_page=1")
+    assert first.json() == [{"name": "even", "datasets": 4}]
+    assert first.headers["link"].endswith('/api/v1/tags?page=2&per_page=1>; rel="next"')
+    last = client.get("/api/v1/tags?per_page=1&page=2")
+    assert last.json() == [{"name": "odd", "datasets": 3}] and "link" not in last.headers
