@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 from typing import cast
 
+from holdfast.swarm import fastpath
 from holdfast.swarm.tracker import AnnounceRefused, Event, Tracker, pack_ip
 
 PROTOCOL_ID = 0x41727101980
@@ -235,7 +236,10 @@ class UDPTrackerThread:
 
     Cheaper per datagram than an event loop (no readiness polling, no callbacks):
     the thread blocks in `recvfrom`, which releases the GIL, answers, and goes back
-    to waiting. `stop()` wakes it with a datagram to itself and joins it.
+    to waiting. When the tracker is a `fastpath.FastTracker` (its peers kept in C)
+    the C listener does all of that instead, reading and answering up to 64
+    datagrams per system call and holding the GIL only while it answers them.
+    `stop()` wakes it with a datagram to itself and joins it.
     """
 
     def __init__(
@@ -256,6 +260,9 @@ class UDPTrackerThread:
         self._sock.settimeout(1.0)
         self.address: tuple[str, int] = self._sock.getsockname()[:2]
         self._stopping = False
+        # The C listener (holdfast.swarm.fastpath) when the tracker's store is in C.
+        ids = self.responder.connection_ids
+        self._fast = fastpath.listener(tracker, self._sock.fileno(), ids._key, ids.lifetime)
         self._thread = threading.Thread(
             target=self._serve, name="holdfast-udp-tracker", daemon=True
         )
@@ -269,6 +276,8 @@ class UDPTrackerThread:
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stopping = True
+        if self._fast is not None:
+            self._fast.stop()
         if self._thread.is_alive():
             family = self._sock.family
             host = self.address[0]
@@ -284,8 +293,15 @@ class UDPTrackerThread:
 
         IPv4 announces from a client whose connection id is current take a short
         path inlined here (the bulk of the traffic); everything else goes through
-        `UDPResponder.answer`, which gives the same answers.
+        `UDPResponder.answer`, which gives the same answers. With a FastTracker the
+        C listener answers everything, in batches, until stopped.
         """
+        if self._fast is not None:
+            try:
+                self._fast.serve()
+            except Exception:
+                logger.exception("UDP tracker: the listener stopped")
+            return
         sock = self._sock
         recvfrom = sock.recvfrom
         sendto = sock.sendto
