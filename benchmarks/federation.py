@@ -51,18 +51,26 @@ def machine() -> str:
 
 
 def signed_create(
-    identity: InstanceIdentity, keys: InstanceKeys, n: int, *, context_in_proof: bool = True
+    identity: InstanceIdentity,
+    keys: InstanceKeys,
+    n: int,
+    *,
+    context_in_proof: bool = True,
+    dataset_url: str | None = None,
+    torrent_url: str | None = None,
+    infohash_v1: str | None = None,
 ) -> dict[str, Any]:
     """A Create of a new Upload, both carrying the origin's eddsa-jcs-2022 proof."""
-    token = secrets.token_hex(20)
-    v2 = secrets.token_hex(32)
+    token = infohash_v1 or secrets.token_hex(20)
+    v2 = None if infohash_v1 else secrets.token_hex(32)
+    magnet = f"magnet:?xt=urn:btih:{token}" + (f"&xt=urn:btmh:1220{v2}" if v2 else "")
     upload = UploadInfo(
         url=f"{identity.base_url}/uploads/bench-{n}-{token[:8]}",
         name=f"Benchmark upload {n}",
-        dataset_url=f"{identity.base_url}/datasets/bench-{n % 50}",
+        dataset_url=dataset_url or f"{identity.base_url}/datasets/bench-{n % 50}",
         dataset_title=f"Benchmark dataset {n % 50}",
-        torrent_url=f"{identity.base_url}/uploads/bench-{n}-{token[:8]}.torrent",
-        magnet=f"magnet:?xt=urn:btih:{token}&xt=urn:btmh:1220{v2}",
+        torrent_url=torrent_url or f"{identity.base_url}/uploads/bench-{n}-{token[:8]}.torrent",
+        magnet=magnet,
         total_size=1_000_000 + n,
         file_count=3,
         piece_length=262144,
@@ -324,7 +332,11 @@ def mirrored_uploads(instance: Any, origin: str) -> int:
             s.scalar(
                 select(func.count())
                 .select_from(FedObject)
-                .where(FedObject.kind == "upload", FedObject.origin == origin)
+                .where(
+                    FedObject.kind == "upload",
+                    FedObject.origin == origin,
+                    FedObject.upload_id.is_not(None),  # in the catalogue, not just seen
+                )
             )
             or 0
         )
@@ -402,6 +414,50 @@ def bench_backfill(work: Path, uploads: int, seconds: float, database: str) -> d
 # (b) inbox, end to end
 
 
+def origin_catalogue(
+    identity: InstanceIdentity, keys: InstanceKeys, folder: Path, count: int, datasets: int = 20
+) -> list[dict[str, Any]]:
+    """`count` signed Creates whose datasets and .torrent files the origin serves (from
+    its `static/` folder), as a real peer would, so the inbox can apply each one."""
+    from holdfast.federation.documents import DatasetVersionInfo, dataset_document
+    from holdfast.torrents import parse_torrent
+
+    static = folder / "static"
+    (static / "datasets").mkdir(parents=True, exist_ok=True)
+    (static / "torrents").mkdir(parents=True, exist_ok=True)
+    base = f"{identity.base_url}/static"
+    for d in range(datasets):
+        version = DatasetVersionInfo(
+            dataset_url=f"{base}/datasets/bench-{d}",
+            slug=f"bench-{d}",
+            title=f"Benchmark dataset {d}",
+            published=datetime.now(UTC),
+            description="Daily means.",
+            tags=("climate",),
+        )
+        document = create_proof(
+            dataset_document(identity, version),
+            keys.ed25519_private,
+            verification_method=keys.verification_method,
+        )
+        (static / "datasets" / f"bench-{d}").write_text(json.dumps(document), encoding="utf-8")
+    creates = []
+    for n in range(count):
+        data = tiny_torrent(n)
+        (static / "torrents" / f"{n}.torrent").write_bytes(data)
+        creates.append(
+            signed_create(
+                identity,
+                keys,
+                n,
+                dataset_url=f"{base}/datasets/bench-{n % datasets}",
+                torrent_url=f"{base}/torrents/{n}.torrent",
+                infohash_v1=parse_torrent(data).infohash_v1,
+            )
+        )
+    return creates
+
+
 def bench_inbox(work: Path, count: int, seconds: float, database: str) -> dict[str, Any]:
     import httpx
 
@@ -435,7 +491,7 @@ def bench_inbox(work: Path, count: int, seconds: float, database: str) -> dict[s
         if status >= 300:
             raise RuntimeError(f"the Accept was refused: {status}")
         wait(lambda: follow_state(view, sender, "outbound") == "accepted", 60, "accepted")
-        creates = [signed_create(identity, origin.keys, n) for n in range(count)]
+        creates = origin_catalogue(identity, origin.keys, origin.workdir / "sink0", count)
         posts = [signed_post(identity, origin.keys, inbox, c) for c in creates]
 
         async def send_all() -> tuple[int, dict[int, int]]:

@@ -5,8 +5,9 @@
 the file has a `multikey`, whose `assertionMethod` is that Ed25519 key), accepts any
 POST to `/actors/N/inbox` with 202, and reports arrivals at `/stats`; the activities
 themselves are at `/actors/N/received`. With `"layout": "instance"` actor 0 lives at
-`/actor` (`/actor/inbox`, ...), where a holdfast instance keeps its actor. It checks
-no signatures: it only counts.
+`/actor` (`/actor/inbox`, ...), where a holdfast instance keeps its actor. Files put in
+`static/` of its working folder are served under `/static/` (`.torrent` files as
+BitTorrent, the rest as ActivityPub JSON). It checks no signatures: it only counts.
 """
 
 from __future__ import annotations
@@ -100,6 +101,15 @@ def build_app(count: int, keys: dict[str, Any], base_url: str) -> Starlette:
         document = {"id": url, "type": "OrderedCollection", "totalItems": 0, "orderedItems": []}
         return Response(json.dumps(document), media_type=ACTIVITY_JSON)
 
+    static = (Path.cwd() / "static").resolve()
+
+    async def static_file(request: Request) -> Response:
+        path = (static / request.path_params["path"]).resolve()
+        if not path.is_relative_to(static) or not path.is_file():
+            return Response(status_code=404)
+        kind = "application/x-bittorrent" if path.suffix == ".torrent" else ACTIVITY_JSON
+        return Response(path.read_bytes(), media_type=kind)
+
     async def stats(request: Request) -> Response:
         return JSONResponse({str(n): arrivals[n] for n in range(count)})
 
@@ -119,6 +129,7 @@ def build_app(count: int, keys: dict[str, Any], base_url: str) -> Starlette:
             Route("/actors/{n}/inbox", inbox, methods=["POST"]),
             Route("/actors/{n}/received", got),
             Route("/actors/{n}/{kind}", collection),
+            Route("/static/{path:path}", static_file),
             Route("/stats", stats),
         ]
     )
