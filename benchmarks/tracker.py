@@ -307,22 +307,33 @@ def wait_for_tcp(port: int, timeout: float = 10.0) -> None:
     raise RuntimeError(f"nothing listens on port {port}")
 
 
-def serve_embedded(infohashes: list[bytes], udp: int, udp_loop: int, http: int, asgi: int) -> None:
-    """The embedded tracker, as the instance runs it (in its own process)."""
+def serve_embedded(
+    infohashes: list[bytes], udp: int, udp_py: int, udp_loop: int, http: int, asgi: int
+) -> None:
+    """The embedded tracker, as the instance runs it (in its own process).
+
+    `make_tracker` gives the peer store in C when holdfast.swarm._udpfast is built:
+    the UDP thread on `udp` is then the C listener, and the HTTP front ends use the
+    same store. A second, pure-Python Tracker serves the Python UDP thread (`udp_py`)
+    and the event-loop listener, for comparison.
+    """
     import uvicorn
     import uvloop
     from fastapi import FastAPI
 
+    from holdfast.swarm.fastpath import make_tracker
     from holdfast.swarm.http_tracker import HTTPTrackerApp, start_http_tracker
     from holdfast.swarm.tracker import AllowList, Tracker
     from holdfast.swarm.udp_tracker import UDPTrackerThread, start_udp_tracker
 
     async def main() -> None:
-        tracker = Tracker(is_allowed=AllowList(infohashes))
-        # As the instance runs it: a thread of its own with a blocking socket loop.
+        tracker = make_tracker(is_allowed=AllowList(infohashes))
+        python_tracker = Tracker(is_allowed=AllowList(infohashes))
+        # As the instance runs it: a thread of its own (the C listener when built).
         UDPTrackerThread(tracker, "127.0.0.1", udp, secret=os.urandom(32)).start()
-        # The event-loop listener, for comparison.
-        await start_udp_tracker(tracker, "127.0.0.1", udp_loop, secret=os.urandom(32))
+        # The Python thread and the event-loop listener, for comparison.
+        UDPTrackerThread(python_tracker, "127.0.0.1", udp_py, secret=os.urandom(32)).start()
+        await start_udp_tracker(python_tracker, "127.0.0.1", udp_loop, secret=os.urandom(32))
         await start_http_tracker(tracker, "127.0.0.1", http)
         web = FastAPI()
 
@@ -340,18 +351,17 @@ def serve_embedded(infohashes: list[bytes], udp: int, udp_loop: int, http: int, 
 
 
 @contextlib.contextmanager
-def embedded(infohashes: list[bytes]) -> Iterator[tuple[int, int, int, int, int]]:
-    udp, udp_loop, http, asgi = free_port(), free_port(), free_port(), free_port()
+def embedded(infohashes: list[bytes]) -> Iterator[tuple[int, int, int, int, int, int]]:
+    ports = [free_port() for _ in range(5)]
     ctx = multiprocessing.get_context("spawn")
-    proc = ctx.Process(
-        target=serve_embedded, args=(infohashes, udp, udp_loop, http, asgi), daemon=True
-    )
+    proc = ctx.Process(target=serve_embedded, args=(infohashes, *ports), daemon=True)
     proc.start()
     try:
-        wait_for_tcp(http)
-        wait_for_tcp(asgi)
+        wait_for_tcp(ports[3])
+        wait_for_tcp(ports[4])
         assert proc.pid is not None
-        yield proc.pid, udp, udp_loop, http, asgi
+        udp, udp_py, udp_loop, http, asgi = ports
+        yield proc.pid, udp, udp_py, udp_loop, http, asgi
     finally:
         proc.terminate()
         proc.join(5)
@@ -384,27 +394,31 @@ def main() -> None:
     close = http_requests(announces, keepalive=False)
     keep = http_requests(announces, keepalive=True)
     results: dict[tuple[str, str], list[tuple[Run, float]]] = {}
+    from holdfast.swarm import fastpath
+
+    c = fastpath.AVAILABLE and not os.environ.get("HOLDFAST_TRACKER_PURE_PYTHON")
+    kind = "C listener" if c else "Python thread"
 
     with (
         opentracker(infohashes) as (ot_pid, ot),
-        embedded(infohashes) as (
-            pid,
-            udp,
-            udp_loop,
-            http,
-            asgi,
-        ),
+        embedded(infohashes) as (pid, udp, udp_py, udp_loop, http, asgi),
     ):
         # Fill the swarms once, so every row answers from full swarms.
-        for port in (ot, udp):
+        for port in (ot, udp, udp_py):
             udp_load(("127.0.0.1", port), announces, count=len(announces), seconds=10)
         rows: list[tuple[str, str, int, Callable[[], Run]]] = [
             ("opentracker", "UDP", ot_pid, lambda: udp_load(("127.0.0.1", ot), announces, **bound)),
             (
                 "holdfast",
-                "UDP (thread, as the instance runs it)",
+                f"UDP ({kind}, as the instance runs it)",
                 pid,
                 lambda: udp_load(("127.0.0.1", udp), announces, **bound),
+            ),
+            (
+                "holdfast",
+                "UDP, Python thread",
+                pid,
+                lambda: udp_load(("127.0.0.1", udp_py), announces, **bound),
             ),
             (
                 "holdfast",

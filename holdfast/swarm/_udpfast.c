@@ -17,6 +17,7 @@
 #include <Python.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -1132,13 +1133,16 @@ static PyObject *Listener_serve(Listener *self, PyObject *unused) {
         in[i].msg_hdr.msg_name = &from[i];
         iov_out[i].iov_base = outbuf + (size_t)i * OUT_SIZE;
     }
+    /* A blocking socket (with SO_RCVTIMEO so that stop() is noticed) takes one
+     * system call per batch: wait for one datagram, then take what else is queued. */
+    int nonblocking = (fcntl(self->fd, F_GETFL) & O_NONBLOCK) != 0;
     Py_INCREF(self); /* the store and buffers outlive stop() */
     while (!self->stopping) {
         int n;
         for (int i = 0; i < BATCH; i++) in[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
         Py_BEGIN_ALLOW_THREADS
-        n = recvmmsg(self->fd, in, BATCH, MSG_DONTWAIT, NULL);
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        n = recvmmsg(self->fd, in, BATCH, nonblocking ? MSG_DONTWAIT : MSG_WAITFORONE, NULL);
+        if (n < 0 && nonblocking && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             struct pollfd p = {self->fd, POLLIN, 0};
             if (poll(&p, 1, 250) > 0) n = recvmmsg(self->fd, in, BATCH, MSG_DONTWAIT, NULL);
         }

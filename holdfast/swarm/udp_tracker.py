@@ -263,6 +263,13 @@ class UDPTrackerThread:
         # The C listener (holdfast.swarm.fastpath) when the tracker's store is in C.
         ids = self.responder.connection_ids
         self._fast = fastpath.listener(tracker, self._sock.fileno(), ids._key, ids.lifetime)
+        if self._fast is not None:
+            # Blocking, so the C listener waits in one recvmmsg per batch; the receive
+            # timeout lets it notice stop() even if the wake-up datagram is lost.
+            self._sock.settimeout(None)
+            self._sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, 250_000)
+            )
         self._thread = threading.Thread(
             target=self._serve, name="holdfast-udp-tracker", daemon=True
         )
