@@ -267,3 +267,30 @@ def test_the_allow_list_is_read_live() -> None:
     assert tracker.swarm_count == 0 and tracker.peer_count == 0
     tracker.is_allowed = allow_all
     assert tracker.announce(infohash, ip, 6000, left=0).seeders == 1
+
+
+def test_the_c_listener_over_ipv6_announces_and_scrapes() -> None:
+    infohash = os.urandom(20)
+    tracker = FastTracker(is_allowed=AllowList([infohash]))
+    tracker.announce(infohash, pack_ip("2001:db8::7"), 6001, left=0)
+    tracker.announce(infohash, pack_ip("192.0.2.7"), 6002, left=0)
+    thread = UDPTrackerThread(tracker, "::1", 0, secret=SECRET)
+    assert thread._fast is not None
+    thread.start()
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    sock.settimeout(5)
+    try:
+        sock.sendto(struct.pack(">QII", PROTOCOL_ID, 0, 1), ("::1", thread.port))
+        cid = sock.recv(100)[8:16]
+        sock.sendto(_announce(cid, infohash, 7000, 5, 2, -1), ("::1", thread.port))
+        answer = sock.recv(1000)
+        assert struct.unpack_from(">IIIII", answer)[3:] == (1, 2)  # leechers, seeders
+        assert answer[20:] == pack_ip("2001:db8::7") + (6001).to_bytes(2, "big")
+        sock.sendto(
+            cid + struct.pack(">II", 2, 8) + infohash + os.urandom(20), ("::1", thread.port)
+        )
+        assert sock.recv(1000) == struct.pack(">IIIIIIII", 2, 8, 2, 0, 1, 0, 0, 0)
+    finally:
+        sock.close()
+        thread.stop()
+    assert tracker.stats(infohash).leechers == 1
