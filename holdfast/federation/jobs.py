@@ -6,6 +6,12 @@
   4xx answers other than 408/429 are final. A blocked peer gets nothing.
 - `federation.sync` {peer}: read a followed peer's outbox from its cursor (the
   backfill after an accepted follow; re-runs continue where the last one stopped).
+- `federation.receive` {body, sender}: apply one inbox activity whose signature and
+  proofs the inbox already checked (it answered 202): the catalogue insert, the
+  dataset and `.torrent` fetches. A Delete of an object not known yet is retried a
+  few times (it may have overtaken its Create); a refused activity is final.
+- `federation.refetch` {object}: an upload whose dataset or `.torrent` could not be
+  fetched, tried again with backoff (the origin's URL and the relaying peer's).
 - `federation.resync` (periodic): queue `federation.sync` for every followed peer not
   read for `federation_resync_minutes`.
 """
@@ -13,12 +19,15 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import threading
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from holdfast.db.base import utcnow
@@ -29,6 +38,9 @@ from holdfast.federation.netguard import guarded_client
 from holdfast.jobs import JobContext, JobFailed, RetryLater, enqueue, job, periodic
 
 DELIVERY_ATTEMPTS = 10
+RECEIVE_ATTEMPTS = 5
+REFETCH_AFTER_SECONDS = 10.0
+UNFETCHED = ("torrent unavailable", "dataset unavailable")
 
 
 def queue_deliveries(s: Session, item_id: int, inboxes: list[str]) -> None:
@@ -40,6 +52,44 @@ def queue_deliveries(s: Session, item_id: int, inboxes: list[str]) -> None:
 
 def queue_sync(s: Session, peer_id: int) -> None:
     enqueue(s, sync_job, {"peer": peer_id}, key=f"fed-sync:{peer_id}", rerun_finished=True)
+
+
+def queue_receive(s: Session, body: str, sender: str, activity_id: str | None) -> int:
+    """Store a verified inbox activity as a job (deduplicated by its id)."""
+    key = None
+    if activity_id:
+        key = "fed-in:" + hashlib.sha256(activity_id.encode()).hexdigest()
+    return enqueue(s, receive_job, {"body": body, "sender": sender}, key=key)
+
+
+def queue_refetch(s: Session, object_id: str) -> None:
+    key = "fed-refetch:" + hashlib.sha256(object_id.encode()).hexdigest()
+    enqueue(
+        s,
+        refetch_job,
+        {"object": object_id},
+        key=key,
+        rerun_finished=True,
+        run_at=timedelta(seconds=REFETCH_AFTER_SECONDS),
+    )
+
+
+_loops = threading.local()
+
+
+def run_with_client(fed: Any, work: Callable[[Any], Awaitable[Any]]) -> Any:
+    """Run `work(client)` on this worker thread's own event loop and guarded client,
+    both kept between jobs (a fresh loop and TLS context per activity would cost more
+    than applying it)."""
+    allow = bool(fed.settings.allow_private_addresses)
+    state = getattr(_loops, "state", None)
+    if state is None or state[0] != allow or state[1].is_closed():
+        loop = asyncio.new_event_loop()
+        client = guarded_client(allow_private=allow)
+        state = (allow, loop, client)
+        _loops.state = state
+    _, loop, client = state
+    return loop.run_until_complete(work(client))
 
 
 def _federation(ctx: JobContext) -> Any:
@@ -90,6 +140,61 @@ async def _sync(fed: Any, peer_id: int) -> dict[str, int]:
     async with guarded_client(allow_private=fed.settings.allow_private_addresses) as client:
         counts: dict[str, int] = await Receiver(fed, client).sync_peer(peer_id)
         return counts
+
+
+@job("federation.receive", max_attempts=RECEIVE_ATTEMPTS, retry_base_seconds=15.0)
+def receive_job(ctx: JobContext, payload: dict[str, Any]) -> None:
+    from holdfast.federation.replication import Receiver, Refused
+    from holdfast.federation.strictjson import loads_strict
+
+    fed = _federation(ctx)
+    sender = str(payload["sender"])
+    activity = loads_strict(str(payload["body"]).encode("utf-8"))
+    if not isinstance(activity, dict):
+        raise JobFailed("the stored activity is not a JSON object")
+
+    async def apply(client: Any) -> str:
+        outcome: str = await Receiver(fed, client).receive(activity, sender, proofs_checked=True)
+        return outcome
+
+    try:
+        outcome = run_with_client(fed, apply)
+    except Refused as exc:
+        raise JobFailed(f"refused: {exc}") from exc
+    if outcome == "unknown object" and ctx.attempt < RECEIVE_ATTEMPTS:
+        # A Delete that overtook its Create: forget we saw it and look again later.
+        _forget_seen(ctx, activity.get("id"))
+        raise RetryLater("the deleted object is not known yet", after=5.0 * ctx.attempt)
+    if outcome in UNFETCHED:
+        obj = activity.get("object")
+        object_id = obj.get("id") if isinstance(obj, dict) else None
+        if isinstance(object_id, str):
+            with ctx.db.write() as s:
+                queue_refetch(s, object_id)
+
+
+def _forget_seen(ctx: JobContext, activity_id: Any) -> None:
+    from holdfast.federation.models import SeenActivity
+
+    if isinstance(activity_id, str):
+        with ctx.db.write() as s:
+            s.execute(delete(SeenActivity).where(SeenActivity.activity_id == activity_id))
+
+
+@job("federation.refetch", max_attempts=6, retry_base_seconds=60.0)
+def refetch_job(ctx: JobContext, payload: dict[str, Any]) -> None:
+    from holdfast.federation.replication import Receiver
+
+    fed = _federation(ctx)
+    object_id = str(payload["object"])
+
+    async def retry(client: Any) -> str | None:
+        outcome: str | None = await Receiver(fed, client).retry_object(object_id)
+        return outcome
+
+    outcome = run_with_client(fed, retry)
+    if outcome in UNFETCHED:
+        raise RuntimeError(f"{object_id}: {outcome}")
 
 
 @periodic("federation.resync", every=timedelta(minutes=5))

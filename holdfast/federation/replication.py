@@ -25,6 +25,7 @@ import json
 import logging
 import re
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -65,7 +66,14 @@ from holdfast.federation.models import (
     Trust,
 )
 from holdfast.federation.proofs import owner_of, verify_proof
-from holdfast.federation.service import INBOUND, OUTBOUND, Federation, dumps, host_of
+from holdfast.federation.service import (
+    ACTOR_CACHE_SECONDS,
+    INBOUND,
+    OUTBOUND,
+    Federation,
+    dumps,
+    host_of,
+)
 from holdfast.moderation.models import Report
 from holdfast.moderation.service import refresh_upload_count
 from holdfast.torrents import TorrentError, parse_torrent
@@ -122,20 +130,37 @@ class Receiver:
         self.fed = federation
         self.db = federation.db
         self.client = client
+        self.proofs_checked = False
 
     async def run(self, fn: Any, *args: Any) -> Any:
         return await asyncio.to_thread(fn, *args)
 
+    async def allowed(self, actor_or_url: str) -> bool:
+        """`actor_allowed`, from memory when the policy was read recently."""
+        cached = self.fed.cached_host_allowed(host_of(actor_or_url))
+        if cached is not None:
+            return cached
+        return bool(await self.run(self.fed.actor_allowed, actor_or_url))
+
     # ----------------------------------------------------------------- dispatch
 
     async def receive(
-        self, activity: Mapping[str, Any], sender: str, *, from_outbox: bool = False
+        self,
+        activity: Mapping[str, Any],
+        sender: str,
+        *,
+        from_outbox: bool = False,
+        proofs_checked: bool = False,
     ) -> str:
-        """Apply `activity` sent by `sender`; returns what happened (for logs and tests)."""
+        """Apply `activity` sent by `sender`; returns what happened (for logs and tests).
+
+        `proofs_checked`: the inbox already ran `precheck` on it (the proofs of its
+        embedded object are not verified a second time)."""
+        self.proofs_checked = proofs_checked
         actor = id_of(activity.get("actor"))
         if actor != sender:
             raise Refused(f"activity actor {actor!r} is not its sender {sender!r}", 401)
-        if not self.fed.actor_allowed(sender):
+        if not await self.allowed(sender):
             raise Refused(f"{host_of(sender)} is not federated with", 403)
         activity_id = id_of(activity)
         kinds = types_of(activity)
@@ -283,6 +308,25 @@ class Receiver:
 
     async def check_origin_proof(self, document: Mapping[str, Any], origin: str) -> None:
         """The document carries a valid proof by a key its origin controls."""
+        key, peer, listed = await self.run(self._proof_key, document, origin)
+        if listed:
+            return
+        try:
+            peer = await self.fed.actor(self.client, origin, refresh=peer is not None)
+        except FederationError:
+            # The origin cannot be reached: the key already pinned for it decides; a
+            # first key is pinned from the first valid proof.
+            peer = await self.run(self.fed.peer, origin)
+            if peer is not None and peer.did_key and peer.did_key != key:
+                raise Refused(f"{origin} proves its objects with another key", 401) from None
+            await self.run(self._pin_key, origin, key)
+            return
+        if key not in actor_assertion_keys(json.loads(peer.actor_json)):
+            raise Refused(f"{origin} does not list {key} in its assertionMethod", 401)
+
+    def _proof_key(self, document: Mapping[str, Any], origin: str) -> tuple[str, Peer | None, bool]:
+        """Verify the proof (CPU, in a worker thread): its key, the cached origin, and
+        whether that origin is already known to use the key (pinned or listed)."""
         try:
             verified = verify_proof(document)
         except ProofRejected as exc:
@@ -291,20 +335,46 @@ class Receiver:
             raise Refused(f"the proof's document is owned by {owner_of(document)!r}, not {origin}")
         key = verified.public_key_multibase
         peer = self.fed.peer(origin)
-        if peer is not None and peer.did_key == key:
-            return
-        try:
-            peer = await self.fed.actor(self.client, origin, refresh=peer is not None)
-        except FederationError:
-            # The origin cannot be reached: the key already pinned for it decides; a
-            # first key is pinned from the first valid proof.
-            peer = self.fed.peer(origin)
-            if peer is not None and peer.did_key and peer.did_key != key:
-                raise Refused(f"{origin} proves its objects with another key", 401) from None
-            await self.run(self._pin_key, origin, key)
-            return
-        if key not in actor_assertion_keys(json.loads(peer.actor_json)):
-            raise Refused(f"{origin} does not list {key} in its assertionMethod", 401)
+        if peer is None:
+            return key, None, False
+        if peer.did_key == key:
+            return key, peer, True
+        fresh = peer.fetched_at is not None and (
+            (datetime.now(UTC) - _aware(peer.fetched_at)).total_seconds() < ACTOR_CACHE_SECONDS
+        )
+        listed = fresh and bool(peer.actor_json) and key in _listed_keys(peer.actor_json)
+        return key, peer, listed
+
+    async def precheck(self, activity: Mapping[str, Any], sender: str) -> None:
+        """What the inbox checks before it answers 202 and leaves the rest to a job:
+        the sender is the actor and federated with (401/403), and every embedded
+        object carries a valid proof by its origin's key (401)."""
+        actor = id_of(activity.get("actor"))
+        if actor != sender:
+            raise Refused(f"activity actor {actor!r} is not its sender {sender!r}", 401)
+        if not await self.allowed(sender):
+            raise Refused(f"{host_of(sender)} is not federated with", 403)
+        kinds = types_of(activity)
+        obj = activity.get("object")
+        if kinds & {"Create", "Update"}:
+            if isinstance(obj, dict):
+                await self.check_origin_proof(obj, sender)
+            elif _http(obj) is None:
+                raise Refused("the activity's object is neither embedded nor a URL")
+        elif "Announce" in kinds and isinstance(obj, dict):
+            origin = owner_of(obj)
+            if origin is None:
+                raise Refused("the announced object names no owner")
+            if origin == self.fed.identity.actor_url:
+                return
+            if not await self.allowed(origin):
+                raise Refused(f"{host_of(origin)} is not federated with", 403)
+            await self.check_origin_proof(obj, origin)
+        elif "Delete" in kinds:
+            if id_of(obj) is None:
+                raise Refused("a Delete must name its object")
+            if "proof" in activity:
+                await self.check_origin_proof(activity, sender)
 
     def _pin_key(self, origin: str, key: str) -> None:
         with self.db.write() as s:
@@ -328,8 +398,10 @@ class Receiver:
         return document
 
     async def on_create(self, activity: Mapping[str, Any], sender: str) -> str:
+        embedded = isinstance(activity.get("object"), dict)
         obj = await self.resolve(activity.get("object"))
-        await self.check_origin_proof(obj, sender)
+        if not (embedded and self.proofs_checked):
+            await self.check_origin_proof(obj, sender)
         return await self.apply_object(obj, origin=sender, received_from=sender)
 
     async def on_announce(self, activity: Mapping[str, Any], sender: str) -> str:
@@ -341,9 +413,10 @@ class Receiver:
             raise Refused("the announced object names no owner")
         if origin == self.fed.identity.actor_url:
             return "ours"
-        if not self.fed.actor_allowed(origin):
+        if not await self.allowed(origin):
             raise Refused(f"{host_of(origin)} is not federated with", 403)
-        await self.check_origin_proof(obj, origin)
+        if not self.proofs_checked:
+            await self.check_origin_proof(obj, origin)
         if "Delete" in types_of(obj):
             return await self.on_delete(obj, origin, relayed_by=sender)
         torrent = _http(activity.get("torrent"))
@@ -722,7 +795,7 @@ class Receiver:
             raise Refused("a Delete must name its object")
         if target == origin:
             return "ignored"  # an actor deleting itself: its items stay (never lost)
-        if relayed_by is None and "proof" in activity:
+        if relayed_by is None and "proof" in activity and not self.proofs_checked:
             await self.check_origin_proof(activity, origin)
         outcome = await self.run(self._apply_delete, dict(activity), target, origin)
         return outcome
@@ -822,22 +895,51 @@ class Receiver:
         return counts
 
     async def retry_unfetched(self, received_from: str) -> None:
+        """Try again the uploads from `received_from` whose dataset or .torrent could not
+        be fetched: at the origin's URL and, for a relayed one, at the relaying peer's."""
         with self.db.read() as s:
             rows = list(
                 s.execute(
-                    select(FedObject.json, FedObject.origin).where(
+                    select(FedObject.json, FedObject.origin, FedObject.infohash).where(
                         FedObject.received_from == received_from,
                         FedObject.state == ObjectState.unfetched.value,
                     )
                 ).all()
             )
-        for text, origin in rows[:500]:
+        for text, origin, infohash in rows[:500]:
             try:
                 await self.apply_object(
-                    json.loads(text), origin=origin, received_from=received_from
+                    json.loads(text),
+                    origin=origin,
+                    received_from=received_from,
+                    torrent=relay_torrent_url(received_from, origin, infohash),
                 )
             except (FederationError, httpx.HTTPError) as exc:
                 log.info("unfetched object still unavailable: %s", exc)
+
+    async def retry_object(self, object_id: str) -> str | None:
+        """Try one unfetched upload again (see `retry_unfetched`); None if it is gone."""
+        with self.db.read() as s:
+            row = s.execute(
+                select(
+                    FedObject.json,
+                    FedObject.origin,
+                    FedObject.received_from,
+                    FedObject.infohash,
+                    FedObject.state,
+                ).where(FedObject.object_id == object_id)
+            ).first()
+        if row is None:
+            return None
+        text, origin, received_from, infohash, state = row
+        if state != ObjectState.unfetched.value:
+            return str(state)
+        return await self.apply_object(
+            json.loads(text),
+            origin=origin,
+            received_from=received_from,
+            torrent=relay_torrent_url(received_from, origin, infohash),
+        )
 
     def _peer_by_id(self, peer_id: int) -> Peer | None:
         with self.db.read() as s:
@@ -856,6 +958,25 @@ class Receiver:
             else:
                 peer.synced_at = utcnow()
                 peer.unreachable_since = None
+
+
+def relay_torrent_url(received_from: str, origin: str, infohash: str) -> str | None:
+    """Where the relaying holdfast instance serves an upload's .torrent (None when the
+    upload came straight from its origin)."""
+    if received_from == origin or not infohash or not received_from.endswith("/actor"):
+        return None
+    return f"{received_from.removesuffix('/actor')}/api/v1/uploads/{infohash}/torrent"
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _listed_keys(actor_json: str) -> list[str]:
+    try:
+        return list(actor_assertion_keys(json.loads(actor_json)))
+    except (ValueError, FederationError):
+        return []
 
 
 def _next_cursor(page: Mapping[str, Any], cursor: int) -> int:

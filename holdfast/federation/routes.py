@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -34,8 +35,9 @@ from holdfast.federation.httpsig import (
     check_signer_is_actor,
     verify_request,
 )
+from holdfast.federation.jobs import queue_receive
 from holdfast.federation.models import FedObject, ObjectState
-from holdfast.federation.replication import Receiver, Refused
+from holdfast.federation.replication import Receiver, Refused, id_of, types_of
 from holdfast.federation.service import Federation, host_of
 from holdfast.federation.strictjson import loads_strict
 
@@ -150,17 +152,29 @@ def nodeinfo(request: Request) -> Response:
 # --------------------------------------------------------------- the actor
 
 
-def _refuse_blocked_fetch(request: Request, fed: Federation) -> Response | None:
-    """A GET signed by a blocked (or not allowed) peer gets nothing."""
+def _refuse_blocked_fetch(
+    request: Request, fed: Federation, *, cached_only: bool = False
+) -> Response | Literal[False] | None:
+    """A request signed by a blocked (or not allowed) peer gets nothing.
+
+    With `cached_only`, answers from memory: False when the signer is allowed (or
+    none is named), None when that needs a database read."""
     signature = request.headers.get("signature") or request.headers.get("signature-input") or ""
     marker = 'keyid="'
     lowered = signature.lower()
     if marker in lowered:
         start = lowered.index(marker) + len(marker)
         key_id = signature[start : signature.find('"', start)]
-        if key_id.startswith(("http://", "https://")) and not fed.actor_allowed(key_id):
-            return error(403, f"{host_of(key_id)} is not federated with")
-    return None
+        if key_id.startswith(("http://", "https://")):
+            if cached_only:
+                allowed = fed.cached_host_allowed(host_of(key_id))
+                if allowed is None:
+                    return None
+            else:
+                allowed = fed.actor_allowed(key_id)
+            if not allowed:
+                return error(403, f"{host_of(key_id)} is not federated with")
+    return False if cached_only else None
 
 
 @router.get("/actor")
@@ -309,7 +323,9 @@ async def receive_post(request: Request) -> Response:
         )
     message = HttpRequest.build("POST", url, request.headers.raw, body)
     client = _client(request)
-    refused = _refuse_blocked_fetch(request, fed)
+    refused = _refuse_blocked_fetch(request, fed, cached_only=True)
+    if refused is None:
+        refused = await asyncio.to_thread(_refuse_blocked_fetch, request, fed)
     if refused:
         return refused
     try:
@@ -328,13 +344,77 @@ async def receive_post(request: Request) -> Response:
         check_signer_is_actor(verified, activity)
     except SignatureRejected as exc:
         return error(exc.status, str(exc), reason=exc.reason.value)
+    receiver = Receiver(fed, client)
     try:
-        outcome = await Receiver(fed, client).receive(activity, verified.owner)
+        if types_of(activity) & QUEUED:
+            # Signature, policy and proofs checked here; the catalogue work (and any
+            # dataset or .torrent fetch) is a job, so the answer does not wait for it.
+            await receiver.precheck(activity, verified.owner)
+            await InboxQueue.of(fed).put(body, verified.owner, id_of(activity))
+            outcome = "queued"
+        else:
+            outcome = await receiver.receive(activity, verified.owner)
     except Refused as exc:
         return error(exc.status, str(exc))
     except FederationError as exc:
         return error(400, f"the activity could not be applied: {exc}")
     return JSONResponse({"ok": True, "result": outcome}, status_code=202)
+
+
+QUEUED = frozenset({"Create", "Update", "Announce", "Delete"})
+
+
+class InboxQueue:
+    """Stores checked activities as `federation.receive` jobs, several per transaction:
+    requests arriving while one batch is committed wait for the next one (one commit
+    for many deliveries), and each is answered once its own job is stored."""
+
+    MAX_BATCH = 200
+
+    def __init__(self, fed: Federation) -> None:
+        self.fed = fed
+        self.loop = asyncio.get_running_loop()
+        self.waiting: list[tuple[str, str, str | None, asyncio.Future[None]]] = []
+        self.writing = False
+
+    @classmethod
+    def of(cls, fed: Federation) -> InboxQueue:
+        queue: InboxQueue | None = getattr(fed, "_inbox_queue", None)
+        if queue is None or queue.loop is not asyncio.get_running_loop():
+            queue = cls(fed)
+            fed._inbox_queue = queue  # type: ignore[attr-defined]
+        return queue
+
+    async def put(self, body: bytes, sender: str, activity_id: str | None) -> None:
+        done: asyncio.Future[None] = self.loop.create_future()
+        self.waiting.append((body.decode("utf-8"), sender, activity_id, done))
+        if not self.writing:
+            self.writing = True
+            self.loop.create_task(self._drain())
+        await done
+
+    async def _drain(self) -> None:
+        try:
+            while self.waiting:
+                batch = self.waiting[: self.MAX_BATCH]
+                del self.waiting[: self.MAX_BATCH]
+                try:
+                    await asyncio.to_thread(self._store, [(b, s, i) for b, s, i, _ in batch])
+                except Exception as exc:
+                    for *_, done in batch:
+                        if not done.done():
+                            done.set_exception(exc)
+                    continue
+                for *_, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+        finally:
+            self.writing = False
+
+    def _store(self, items: list[tuple[str, str, str | None]]) -> None:
+        with self.fed.db.write() as s:
+            for body, sender, activity_id in items:
+                queue_receive(s, body, sender, activity_id)
 
 
 @router.post("/actor/inbox")

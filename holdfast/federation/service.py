@@ -14,10 +14,12 @@ proof embedded unchanged, so our followers obtain it even when its origin is gon
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -117,6 +119,50 @@ class PeerView:
 _keys_cache: dict[str, InstanceKeys] = {}
 _keys_lock = threading.Lock()
 
+POLICY_CACHE_SECONDS = 2.0
+
+
+class PeerCache:
+    """Peers and host policy read recently, per database, so that the inbox does not
+    read them again for every request. Emptied by every committed change to
+    `federation_peers` in this process; entries from other processes' changes last
+    at most `POLICY_CACHE_SECONDS`."""
+
+    _lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self.hosts: dict[str, tuple[float, bool]] = {}
+        self.peers: dict[str, tuple[float, Peer | None]] = {}
+
+    @classmethod
+    def of(cls, db: Database) -> PeerCache:
+        with cls._lock:
+            cache: PeerCache | None = getattr(db, "_federation_peer_cache", None)
+            if cache is None:
+                cache = cls()
+                db._federation_peer_cache = cache  # type: ignore[attr-defined]
+                db.on_commit(cache.changed)
+            return cache
+
+    def changed(self, changes: Changes) -> None:
+        if any(table == Peer.__tablename__ for table, _ in changes):
+            self.clear()
+
+    def clear(self) -> None:
+        self.hosts.clear()
+        self.peers.clear()
+
+    def get(self, table: dict[str, tuple[float, Any]], key: str) -> tuple[bool, Any]:
+        found = table.get(key)
+        if found is None or found[0] < time.monotonic():
+            return False, None
+        return True, found[1]
+
+    def put(self, table: dict[str, tuple[float, Any]], key: str, value: Any) -> None:
+        if len(table) > 4096:
+            table.clear()
+        table[key] = (time.monotonic() + POLICY_CACHE_SECONDS, value)
+
 
 class Federation:
     """One instance's federation state (see the module docstring)."""
@@ -132,6 +178,8 @@ class Federation:
             title=settings.instance_title,
             manually_approves_followers=not settings.federation_auto_accept,
         )
+        self._resolved_keys: dict[tuple[str, int], ResolvedKey | None] = {}
+        self.cache = PeerCache.of(db)
 
     # ------------------------------------------------------------------ identity
 
@@ -224,8 +272,20 @@ class Federation:
 
         if session is not None:
             return check(session)
+        hit, allowed = self.cache.get(self.cache.hosts, host)
+        if hit:
+            return bool(allowed)
         with self.db.read() as s:
-            return check(s)
+            allowed = check(s)
+        self.cache.put(self.cache.hosts, host, allowed)
+        return bool(allowed)
+
+    def cached_host_allowed(self, host: str) -> bool | None:
+        """`host_allowed` from memory, or None when it would need a read."""
+        if not self.settings.federation:
+            return False
+        hit, allowed = self.cache.get(self.cache.hosts, host.lower())
+        return bool(allowed) if hit else None
 
     def actor_allowed(self, actor_id: str) -> bool:
         return self.host_allowed(host_of(actor_id))
@@ -233,8 +293,16 @@ class Federation:
     # --------------------------------------------------------------------- peers
 
     def peer(self, actor_id: str) -> Peer | None:
+        """The peer row (detached; read again at most every `POLICY_CACHE_SECONDS`)."""
+        hit, peer = self.cache.get(self.cache.peers, actor_id)
+        if hit:
+            return peer
         with self.db.read() as s:
-            return s.scalar(select(Peer).where(Peer.actor_id == actor_id))
+            peer = s.scalar(select(Peer).where(Peer.actor_id == actor_id))
+            if peer is not None:
+                s.expunge(peer)
+        self.cache.put(self.cache.peers, actor_id, peer)
+        return peer
 
     def peers(self) -> list[PeerView]:
         with self.db.read() as s:
@@ -315,15 +383,49 @@ class Federation:
             return peer
         return await self.fetch_actor(client, actor_id)
 
+    def _cached_key(self, actor_id: str, key_id: str) -> tuple[bool, Peer | None, Any]:
+        """(allowed, cached peer, its key `key_id` or None): one read, off the event loop."""
+        if not self.host_allowed(host_of(actor_id)):
+            return False, None, None
+        peer = self.peer(actor_id)
+        if peer is None or not peer.actor_json:
+            return True, peer, None
+        return True, peer, self._parsed_key(peer.actor_json, key_id)
+
+    def _parsed_key(self, actor_json: str, key_id: str) -> ResolvedKey | None:
+        cache_key = (key_id, hash(actor_json))
+        with _keys_lock:
+            if cache_key in self._resolved_keys:
+                return self._resolved_keys[cache_key]
+        try:
+            key = public_key_from_actor(json.loads(actor_json), key_id)
+        except (ValueError, FederationError):
+            key = None
+        with _keys_lock:
+            if len(self._resolved_keys) > 1024:
+                self._resolved_keys.clear()
+            self._resolved_keys[cache_key] = key
+        return key
+
     def key_resolver(self, client: httpx.AsyncClient) -> Any:
-        """A `KeyResolver` for one request: cache first, one re-fetch at most."""
+        """A `KeyResolver` for one request: cache first, one re-fetch at most.
+
+        The cached actor is read in a worker thread and its parsed key kept in memory,
+        so a known peer's request costs the event loop no database work."""
         fetched: set[str] = set()
 
         async def resolve(key_id: str, *, refresh: bool) -> ResolvedKey | None:
             actor_id = key_id.split("#", 1)[0]
-            if not self.actor_allowed(actor_id):
+            allowed = self.cached_host_allowed(host_of(actor_id))
+            hit, peer = self.cache.get(self.cache.peers, actor_id)
+            if allowed is not None and hit:  # all in memory: no thread, no read
+                key = self._parsed_key(peer.actor_json, key_id) if peer and allowed else None
+            else:
+                allowed, peer, key = await asyncio.to_thread(self._cached_key, actor_id, key_id)
+            if not allowed:
                 return None
-            peer = self.peer(actor_id)
+            if key is not None and not refresh:
+                return key
             if peer is None or not peer.actor_json or (refresh and actor_id not in fetched):
                 fetched.add(actor_id)
                 try:
@@ -331,12 +433,9 @@ class Federation:
                 except FederationError:
                     if peer is None or not peer.actor_json:
                         return None  # unreachable, and never seen: the key is unknown
-            if peer is None:
+            if peer is None or not peer.actor_json:
                 return None
-            try:
-                return public_key_from_actor(json.loads(peer.actor_json), key_id)
-            except (ValueError, FederationError):
-                return None
+            return self._parsed_key(peer.actor_json, key_id)
 
         return resolve
 

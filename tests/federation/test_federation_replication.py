@@ -164,6 +164,11 @@ def test_dedup_fork_block_and_allowlist(make_settings: Any, tmp_path: Path) -> N
         inbox = f"{b.base_url}/actor/inbox"
         headers = fed_a.sign("POST", inbox, body) | {"Content-Type": "application/activity+json"}
         assert httpx.post(inbox, content=body, headers=headers).status_code == 202
+        wait_until(
+            lambda: httpx.get(f"{b.base_url}/api/v1/federation/forks", headers=b_admin).json(),
+            timeout=TIMEOUT,
+            what="the fork (applied by a job after the 202)",
+        )
         forks = httpx.get(f"{b.base_url}/api/v1/federation/forks", headers=b_admin).json()
         assert [f["object"] for f in forks] == [document["id"]]
         assert "Rivers, another branch" not in dataset_titles(b)
