@@ -21,7 +21,7 @@ import pytest
 import tests.swarm.test_tracker as core_tests
 import tests.swarm.test_udp_tracker as udp_tests
 from holdfast.swarm import fastpath
-from holdfast.swarm.tracker import AllowList, Tracker, allow_all, pack_ip
+from holdfast.swarm.tracker import AllowList, AnnounceRefused, Event, Tracker, allow_all, pack_ip
 from holdfast.swarm.udp_tracker import (
     PROTOCOL_ID,
     ConnectionIds,
@@ -294,3 +294,64 @@ def test_the_c_listener_over_ipv6_announces_and_scrapes() -> None:
         sock.close()
         thread.stop()
     assert tracker.stats(infohash).leechers == 1
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_announces_give_what_the_python_store_gives(seed: int) -> None:
+    """Announces, stops, completions, expiry, forgetting and the memory bounds, in a
+    random order against both stores: the same answers, peer for peer (numwant large
+    enough that nobody is sampled at random)."""
+    rng = random.Random(seed)
+    now = [1000.0]
+    options: dict[str, Any] = {
+        "interval": 60,
+        "min_interval": 30,
+        "max_swarms": 6,
+        "max_peers_per_swarm": 40,
+        "max_peers": 120,
+        "clock": lambda: now[0],
+    }
+    infohashes = [bytes([i]) * 20 for i in range(8)]
+    allowed = AllowList(infohashes[:7])
+    python, fast = (
+        Tracker(is_allowed=allowed, **options),
+        FastTracker(is_allowed=allowed, **options),
+    )
+    hosts = [pack_ip(f"10.0.0.{i}") for i in range(6)] + [
+        pack_ip(f"2001:db8::{i}") for i in range(4)
+    ]
+    for step in range(4000):
+        roll = rng.random()
+        if roll < 0.01:
+            now[0] += rng.choice([1.0, 30.0, 91.0])
+            assert python.expire() == fast.expire()
+        elif roll < 0.015:
+            infohash = rng.choice(infohashes)
+            python.forget(infohash)
+            fast.forget(infohash)
+        else:
+            now[0] += rng.random() * 0.2
+            args = (rng.choice(infohashes), rng.choice(hosts), rng.randrange(6000, 6012))
+            kwargs: dict[str, Any] = {
+                "left": rng.choice([0, 0, 7]),
+                "event": rng.choice(
+                    [Event.NONE, Event.NONE, Event.STARTED, Event.COMPLETED, Event.STOPPED]
+                ),
+                "numwant": rng.choice([None, 200]),
+                "want_ipv4": rng.random() < 0.8,
+                "want_ipv6": rng.random() < 0.8,
+            }
+            outcomes = []
+            for tracker in (python, fast):
+                try:
+                    outcomes.append(tracker.announce(*args, **kwargs))
+                except AnnounceRefused as exc:
+                    outcomes.append(exc.reason)
+            assert outcomes[0] == outcomes[1], step
+        assert (python.swarm_count, python.peer_count) == (fast.swarm_count, fast.peer_count)
+        if step % 97 == 0:
+            assert python.drain_changed() == fast.drain_changed()
+            assert python.scrape(infohashes) == fast.scrape(infohashes)
+            assert python.hybrid_stats(infohashes[0], infohashes[1]) == fast.hybrid_stats(
+                infohashes[0], infohashes[1]
+            )
