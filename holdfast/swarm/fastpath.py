@@ -49,7 +49,11 @@ def _allow_mode(is_allowed: Callable[[bytes], bool]) -> int:
 
 class FastTracker(Tracker):
     """A `Tracker` whose swarms are kept by the C extension (same arguments, same
-    answers; peers are sampled by a different random generator)."""
+    answers; peers are sampled by a different random generator).
+
+    Each call into the store runs whole while holding the GIL, so the C listener
+    needs no `lock`; Python callers keep taking it as they do for a `Tracker`.
+    """
 
     def __init__(self, *, is_allowed: Callable[[bytes], bool], **kwargs: Any) -> None:
         if _udpfast is None:
