@@ -39,6 +39,7 @@ from holdfast.db import Changes
 from holdfast.db.base import utcnow
 from holdfast.instance import Instance
 from holdfast.swarm import history
+from holdfast.swarm.fastpath import make_tracker
 from holdfast.swarm.http_tracker import HTTPTrackerApp, start_http_tracker
 from holdfast.swarm.models import EMBEDDED, SampleSource, SwarmTrackerState
 from holdfast.swarm.tracker import AllowList, SwarmStats, SwarmUpdate, Tracker, allow_all
@@ -69,7 +70,7 @@ class TrackerService:
         self.instance = instance
         self.db = instance.db
         self.allow_list = AllowList()
-        self.tracker = Tracker(
+        self.tracker: Tracker = make_tracker(
             is_allowed=allow_all if settings.tracker_open else self.allow_list,
             interval=settings.tracker_interval,
             min_interval=min(300, settings.tracker_interval),
