@@ -162,8 +162,8 @@ class Upload(Base):
             "status",
             text("(seeders IS NULL)"),
             "seeders",
-            "created_at",
-            "id",
+            text("created_at DESC"),
+            text("id DESC"),
         ),
     )
 

@@ -148,6 +148,8 @@ def infohash_condition(value: str) -> Any:
 # Listings count their matches only up to here ("10,000+ datasets"): an exact count of
 # a large table costs a scan of it on every request, and nobody pages that far.
 COUNT_CAP = 10_000
+# Counting uploads joins each to its dataset (an upload is public only with it).
+UPLOAD_COUNT_CAP = 1_000
 
 
 @dataclass
@@ -183,6 +185,7 @@ def page_of(
     count_query: Select[Any],
     offset: int,
     limit: int,
+    cap: int | None = None,
 ) -> Page:
     """A Page from the ids of one page plus one (to know if another follows), their rows
     by id, and a query for counting (run only when the ids do not settle the total)."""
@@ -190,7 +193,7 @@ def page_of(
     items = [rows[i] for i in ids[:limit] if i in rows]
     if not has_next and (items or offset == 0):
         return Page(items, offset + len(items), offset, limit, True, False)
-    total, exact = capped_count(s, count_query, max(COUNT_CAP, offset + len(items)))
+    total, exact = capped_count(s, count_query, max(cap or COUNT_CAP, offset + len(items)))
     return Page(items, total, offset, limit, exact, has_next)
 
 
@@ -733,7 +736,7 @@ class Catalogue:
                 if ids
                 else {}
             )
-            return page_of(s, ids, rows, query, offset, limit)
+            return page_of(s, ids, rows, query, offset, limit, UPLOAD_COUNT_CAP)
 
 
 def _timestamp(value: int | None) -> datetime | None:

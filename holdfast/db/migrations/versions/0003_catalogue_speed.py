@@ -30,7 +30,13 @@ def upgrade() -> None:
     op.create_index(
         "ix_uploads_status_seeders",
         "uploads",
-        ["status", sa.text("(seeders IS NULL)"), "seeders", "created_at", "id"],
+        [
+            "status",
+            sa.text("(seeders IS NULL)"),
+            "seeders",
+            sa.text("created_at DESC"),
+            sa.text("id DESC"),
+        ],
         unique=False,
     )
 
