@@ -39,7 +39,7 @@ from holdfast.jobs import JobContext, JobFailed, RetryLater, enqueue, job, perio
 
 DELIVERY_ATTEMPTS = 10
 RECEIVE_ATTEMPTS = 5
-REFETCH_AFTER_SECONDS = 10.0
+REFETCH_AFTER_SECONDS = 30.0
 UNFETCHED = ("torrent unavailable", "dataset unavailable")
 
 

@@ -24,6 +24,7 @@ import asyncio
 import json
 import logging
 import re
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -609,13 +610,14 @@ class Receiver:
         if known:
             return known
         dataset_id = await self.run(self._current_dataset, dataset_ref)
-        if dataset_id is None:
+        if dataset_id is None and not recently_unavailable(self.fed.base_url, dataset_ref):
             try:
                 dataset_doc = await self.resolve(dataset_ref)
                 await self.check_origin_proof(dataset_doc, origin)
                 await self.run(self.apply_dataset, dataset_doc, origin, received_from)
             except (FederationError, httpx.HTTPError) as exc:
                 log.info("dataset %s of %s unavailable: %s", dataset_ref, object_id, exc)
+                mark_unavailable(self.fed.base_url, dataset_ref)
             dataset_id = await self.run(self._current_dataset, dataset_ref)
         if dataset_id is None:
             await self.run(self._store_unfetched, doc, origin, received_from, infohash)
@@ -624,7 +626,7 @@ class Receiver:
             return "source added"
         data = None
         for url in dict.fromkeys(u for u in (_http(doc.get("torrent")), torrent) if u):
-            if not self.fed.actor_allowed(url):
+            if recently_unavailable(self.fed.base_url, url) or not await self.allowed(url):
                 continue
             try:
                 fetched = await fetch(
@@ -636,6 +638,7 @@ class Receiver:
                 )
             except (FederationError, httpx.HTTPError) as exc:
                 log.info("torrent %s unavailable: %s", url, exc)
+                mark_unavailable(self.fed.base_url, url)
                 continue
             data = fetched.body
             break
@@ -958,6 +961,23 @@ class Receiver:
             else:
                 peer.synced_at = utcnow()
                 peer.unreachable_since = None
+
+
+# URLs (datasets, .torrent files) whose fetch just failed: the many uploads of one
+# unavailable dataset do not each try it again; `federation.refetch` comes later.
+UNAVAILABLE_SECONDS = 20.0
+_unavailable: dict[str, float] = {}
+
+
+def recently_unavailable(instance: str, url: str) -> bool:
+    until = _unavailable.get(f"{instance} {url}")
+    return until is not None and until > time.monotonic()
+
+
+def mark_unavailable(instance: str, url: str) -> None:
+    if len(_unavailable) > 10_000:
+        _unavailable.clear()
+    _unavailable[f"{instance} {url}"] = time.monotonic() + UNAVAILABLE_SECONDS
 
 
 def relay_torrent_url(received_from: str, origin: str, infohash: str) -> str | None:
