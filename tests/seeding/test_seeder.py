@@ -131,16 +131,18 @@ def test_restart_resumes_without_hashing_again(
     with TestClient(app, base_url=settings.base_url):
         seeder = app.state.instance.services["seeder"]
         seeder.wait_idle()
+        # The check is reported by an alert the seeder handles in its own thread:
+        # wait for both the alert and the end of the check.
         wait_until(
             lambda: (
                 (s := seeder.state(stored.upload.id)) is not None
+                and s.rechecked
                 and s.state not in ("checking_files", "checking_resume_data")
             ),
-            20,
-            "the check",
+            30,
+            "a full check of the data",
         )
         state = seeder.state(stored.upload.id)
-        assert state.rechecked is True
         assert state.progress < 1.0
 
 
