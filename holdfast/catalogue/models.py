@@ -156,6 +156,9 @@ class Upload(Base):
     __tablename__ = "uploads"
     __table_args__ = (
         Index("ix_uploads_status_created", "status", "created_at", "id"),
+        # A dataset's uploads, newest first (without it the planner walks every upload
+        # by date looking for the dataset's).
+        Index("ix_uploads_dataset_created", "dataset_id", "created_at", "id"),
         # "Needs seeders": fewest seeders first, never-measured swarms last.
         Index(
             "ix_uploads_status_seeders",

@@ -28,6 +28,9 @@ def upgrade() -> None:
         "ix_uploads_status_created", "uploads", ["status", "created_at", "id"], unique=False
     )
     op.create_index(
+        "ix_uploads_dataset_created", "uploads", ["dataset_id", "created_at", "id"], unique=False
+    )
+    op.create_index(
         "ix_uploads_status_seeders",
         "uploads",
         [
@@ -43,6 +46,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_uploads_status_seeders", table_name="uploads")
+    op.drop_index("ix_uploads_dataset_created", table_name="uploads")
     op.drop_index("ix_uploads_status_created", table_name="uploads")
     op.drop_index("ix_datasets_status_created", table_name="datasets")
     op.drop_index("ix_datasets_status_updated", table_name="datasets")
