@@ -85,8 +85,11 @@ def webfinger(resource: str | None, identity: InstanceIdentity) -> dict[str, Any
             raise WebFingerError(400, f"malformed URL {resource!r}")
         if resource not in (identity.actor_url, identity.profile_url, identity.base_url):
             raise WebFingerError(404, f"nothing known as {resource!r}")
+    elif re.fullmatch(r"[a-z][a-z0-9+.-]*", scheme):
+        # RFC 7033 4.5: any URI scheme may name a resource; this instance knows none other.
+        raise WebFingerError(404, f"nothing known as {resource!r}")
     else:
-        raise WebFingerError(400, "resource must be an acct: or http(s) URI")
+        raise WebFingerError(400, "resource must be an absolute URI")
     return {
         "subject": identity.acct,
         "aliases": [identity.actor_url, identity.profile_url],

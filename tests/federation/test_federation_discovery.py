@@ -78,9 +78,8 @@ def test_webfinger_round_trip_through_the_actor() -> None:
         "acct:arch/ive@data.example.org",
         "acct:archive@data.example.org\n",
         "acct:" + "a" * 600 + "@data.example.org",
-        "mailto:archive@data.example.org",
         "https://",
-        "urn:x:y",
+        "=acct:archive@data.example.org",
     ],
 )
 def test_malformed_resources_get_400(resource: str | None) -> None:
@@ -97,6 +96,10 @@ def test_malformed_resources_get_400(resource: str | None) -> None:
         "acct:archive@data.example.org:8443",
         "https://data.example.org/users/someone",
         "https://other.example.org/actor",
+        # RFC 7033 4.5: any URI scheme may name a resource; none of these is known here
+        "mailto:archive@data.example.org",
+        "urn:x:y",
+        "foo://data.example.org/archive",
     ],
 )
 def test_unknown_resources_get_404(resource: str) -> None:
