@@ -40,14 +40,13 @@ def _no_constants(name: str) -> Any:
 
 
 def _check_depth(value: Any, limit: int) -> None:
-    stack: list[tuple[Any, int]] = [(value, 1)]
+    stack: list[tuple[Any, int]] = [(value, 1)] if isinstance(value, dict | list) else []
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, dict | list):
-            if depth > limit:
-                raise JSONMalformed(f"nested deeper than {limit} levels")
-            children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, depth + 1) for child in children)
+        if depth > limit:
+            raise JSONMalformed(f"nested deeper than {limit} levels")
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
 
 
 def loads_strict(
@@ -70,5 +69,6 @@ def loads_strict(
         raise JSONMalformed("nested too deeply") from exc
     except json.JSONDecodeError as exc:
         raise JSONMalformed(f"not JSON: {exc}") from exc
-    _check_depth(value, max_depth)
+    if text.count("{") + text.count("[") > max_depth:  # else it cannot be nested deeper
+        _check_depth(value, max_depth)
     return value
