@@ -37,7 +37,12 @@ The parts that use the database and the app:
   cursor (backfill and re-sync).
 - `delivery.deliver(client, federation, inbox, body)`: one signed POST.
 - `jobs`: `federation.deliver` {item, inbox} (one per recipient, exponential backoff),
-  `federation.sync` {peer}, periodic `federation.resync`.
+  `federation.receive` {body, sender} (an inbox activity already checked: catalogue
+  insert, dataset and `.torrent` fetches), `federation.refetch` {object} (an upload
+  whose dataset or `.torrent` was unavailable, tried again at the origin's and the
+  relaying peer's URL), `federation.sync` {peer}, periodic `federation.resync`.
+- Peers and host policy are read through a two-second in-memory cache, emptied by
+  every committed change to `federation_peers` in the process.
 - `extension.install(app, instance)`: routes, the admin API and the commit listener;
   `app.state.federation` and `instance.services["federation"]` hold the service,
   `app.state.federation_client()` the shared guarded HTTP client.
@@ -53,7 +58,10 @@ Routes (ActivityStreams answers are `application/activity+json`):
 - `POST /actor/inbox` and `POST /inbox`: signed (draft-cavage or RFC 9421) or 401 with
   `reason` (unsigned, digest_mismatch, stale, unknown_key, bad_signature,
   signer_not_actor, ...); over `federation_max_request_bytes` 413; blocked or not allowed
-  peers 403; 202 `{"ok": true, "result": ...}` when applied.
+  peers 403; a Create, Update, Announce or Delete whose embedded objects carry a
+  valid proof by their origin's key (else 401) is answered 202 `{"ok": true,
+  "result": "queued"}` once stored as a `federation.receive` job (several per
+  commit); other activities are applied in the request (202 with what happened).
 - `GET /datasets/{slug}`, `/datasets/{slug}/versions/{hex}`, `/uploads/{infohash}` with
   `Accept: application/activity+json` (also reachable as `/ap/...`): the object as
   stored, or a Tombstone with 410 once deleted. `GET /ap/activities/{id}`: a public
