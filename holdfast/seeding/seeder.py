@@ -184,6 +184,13 @@ class Seeder:
             return
         self._stopping.set()
         self._thread.join(timeout=30)
+        if self._thread.is_alive():
+            # Alerts are only valid until the next pop: popping them here while the
+            # seeder thread still handles its own batch could crash the process.
+            # Leave the session to that thread (a daemon) rather than race it.
+            log.warning("seeder thread did not stop within 30 s; its session is left open")
+            self._thread = None
+            return
         self._thread = None
         with self._lock:
             entries = list(self._entries.values())
