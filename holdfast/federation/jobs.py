@@ -31,7 +31,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from holdfast.db.base import utcnow
-from holdfast.federation.delivery import DeliveryFailed, deliver
+from holdfast.federation.delivery import DeliveryFailed, deliver, queue_fanout
 from holdfast.federation.errors import FederationError
 from holdfast.federation.models import Follow, FollowState, OutboxItem, Peer
 from holdfast.federation.netguard import guarded_client
@@ -44,10 +44,8 @@ UNFETCHED = ("torrent unavailable", "dataset unavailable")
 
 
 def queue_deliveries(s: Session, item_id: int, inboxes: list[str]) -> None:
-    for inbox in inboxes:
-        enqueue(
-            s, deliver_job, {"item": item_id, "inbox": inbox}, key=f"fed:{item_id}:{inbox}"[:255]
-        )
+    # One fan-out job per batch of inboxes; each inbox that fails gets its own deliver job.
+    queue_fanout(s, item_id, inboxes)
 
 
 def queue_sync(s: Session, peer_id: int) -> None:
