@@ -26,19 +26,21 @@ import logging
 import re
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from holdfast.catalogue.models import (
     Dataset,
     DatasetVersion,
     Scarcity,
+    SearchDocument,
     Status,
     Threat,
     TorrentBlob,
@@ -84,6 +86,7 @@ log = logging.getLogger("holdfast.federation")
 MAX_TORRENT_BYTES = 64 * 1024 * 1024
 MAX_SYNC_PAGES = 10_000
 FETCH_CONCURRENCY = 8
+PAGE_FETCHES = 16  # dataset and .torrent fetches in flight while a page is applied
 _HEX40 = re.compile(r"[0-9a-f]{40}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _SLUG = re.compile(r"[^a-z0-9_-]+")
@@ -601,14 +604,7 @@ class Receiver:
     async def apply_upload(
         self, doc: dict[str, Any], origin: str, received_from: str, torrent: str | None
     ) -> str:
-        object_id = _http(doc.get("id"))
-        v1 = doc.get("infohashV1")
-        v2 = doc.get("infohashV2")
-        v1 = v1 if isinstance(v1, str) and _HEX40.fullmatch(v1) else None
-        v2 = v2 if isinstance(v2, str) and _HEX64.fullmatch(v2) else None
-        dataset_ref = _http(doc.get("dataset"))
-        if not object_id or not (v1 or v2) or not dataset_ref:
-            raise Refused("an upload needs an id, an infohash and its dataset")
+        object_id, v1, v2, dataset_ref = _upload_refs(doc)
         infohash = v2 or v1 or ""
         known = await self.run(self._upload_known, object_id)
         if known:
@@ -628,7 +624,18 @@ class Receiver:
             return "dataset unavailable"
         if await self.run(self._link_existing, doc, origin, received_from, v1, v2, dataset_id):
             return "source added"
-        data = None
+        data = await self.fetch_torrent(doc, torrent)
+        if data is None:
+            await self.run(self._store_unfetched, doc, origin, received_from, infohash)
+            return "torrent unavailable"
+        parsed = _checked_torrent(data, v1, v2)
+        return await self.run(
+            self._insert_upload, doc, origin, received_from, parsed, data, dataset_id
+        )
+
+    async def fetch_torrent(self, doc: Mapping[str, Any], torrent: str | None) -> bytes | None:
+        """The upload's .torrent from its own link or `torrent` (a relaying peer's);
+        None when neither answers (each failed URL is left alone for a while)."""
         for url in dict.fromkeys(u for u in (_http(doc.get("torrent")), torrent) if u):
             if recently_unavailable(self.fed.base_url, url) or not await self.allowed(url):
                 continue
@@ -644,20 +651,8 @@ class Receiver:
                 log.info("torrent %s unavailable: %s", url, exc)
                 mark_unavailable(self.fed.base_url, url)
                 continue
-            data = fetched.body
-            break
-        if data is None:
-            await self.run(self._store_unfetched, doc, origin, received_from, infohash)
-            return "torrent unavailable"
-        try:
-            parsed = parse_torrent(data)
-        except TorrentError as exc:
-            raise Refused(f"the upload's .torrent is invalid: {exc}") from exc
-        if (v1 and parsed.infohash_v1 != v1) or (v2 and parsed.infohash_v2 != v2):
-            raise Refused("the .torrent does not have the infohash its upload names")
-        return await self.run(
-            self._insert_upload, doc, origin, received_from, parsed, data, dataset_id
-        )
+            return fetched.body
+        return None
 
     def _upload_known(self, object_id: str) -> str | None:
         with self.db.read() as s:
@@ -747,27 +742,8 @@ class Receiver:
             if dataset is None:
                 raise Refused("the upload's dataset is gone")
             if upload is None:
-                description = _text(doc.get("description"), 64 * 1024)
-                upload = Upload(
-                    dataset_id=dataset_id,
-                    account_id=None,
-                    infohash_v1=torrent.infohash_v1,
-                    infohash_v2=torrent.infohash_v2,
-                    infohash_v2_short=torrent.infohash_v2[:40] if torrent.infohash_v2 else None,
-                    torrent_version=torrent.version,
-                    name=torrent.name,
-                    total_size=torrent.total_size,
-                    file_count=torrent.file_count,
-                    piece_length=torrent.piece_length,
-                    private=torrent.private,
-                    trackers=[list(tier) for tier in torrent.trackers],
-                    webseeds=list(torrent.webseeds),
-                    comment=(torrent.comment or "")[:10_000],
-                    created_by=(torrent.created_by or "")[:200],
-                    description=description,
-                    description_html=render_markdown(description),
-                    status=self._status_for(s, origin),
-                )
+                upload = _new_upload(torrent, doc, dataset_id, self._status_for(s, origin))
+                description = upload.description
                 s.add(upload)
                 s.flush()
                 s.add(TorrentBlob(upload_id=upload.id, data=data))
@@ -864,6 +840,367 @@ class Receiver:
         upload.moderation_note = "deleted at its origin"
         refresh_upload_count(s, upload.dataset_id)
 
+    # ------------------------------------------------------------- outbox pages
+
+    async def apply_page(self, items: list[Any], sender: str) -> dict[str, int]:
+        """Apply one page of `sender`'s outbox, in order; returns how many items were
+        applied and how many failed. Runs of Creates, Updates and Announces of
+        embedded datasets and uploads are applied together (`_apply_batch`); any
+        other activity alone, between them, through `receive`."""
+        counts = {"items": 0, "failed": 0}
+        batch: list[dict[str, Any]] = []
+
+        async def flush() -> None:
+            if batch:
+                applied, failed = await self._apply_batch(list(batch), sender)
+                counts["items"] += applied
+                counts["failed"] += failed
+                batch.clear()
+
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            if _batchable(item, sender):
+                batch.append(item)
+                continue
+            await flush()
+            try:
+                await self.receive(item, sender, from_outbox=True)
+                counts["items"] += 1
+            except (FederationError, httpx.HTTPError) as exc:
+                counts["failed"] += 1
+                log.info("outbox item of %s not applied: %s", sender, exc)
+        await flush()
+        return counts
+
+    async def _apply_batch(self, items: list[dict[str, Any]], sender: str) -> tuple[int, int]:
+        """What `receive(item, sender, from_outbox=True)` does for each item, with the
+        I/O of the whole run overlapped: datasets first (in page order), then every
+        missing dataset and `.torrent` fetched at once (at most `PAGE_FETCHES` in
+        flight), then the uploads and the applied marks written in one transaction.
+        An item that fails is not marked applied (a later sync tries it again); an
+        upload whose files cannot be fetched is kept `unfetched` and retried later."""
+        self.proofs_checked = False
+        if not await self.allowed(sender):
+            log.info("outbox of %s not applied: not federated with", sender)
+            return 0, len(items)
+        ids = [i for i in (id_of(item) for item in items) if i]
+        seen = await self.run(self._seen_many, ids) if ids else set()
+        entries: list[_Entry] = []
+        applied = failed = 0
+        for item in items:
+            activity_id = id_of(item)
+            if activity_id and activity_id in seen:
+                applied += 1  # a duplicate: nothing to do
+                continue
+            if activity_id:
+                seen.add(activity_id)
+            try:
+                entry = await self._entry(item, sender)
+            except (FederationError, httpx.HTTPError) as exc:
+                failed += 1
+                log.info("outbox item of %s not applied: %s", sender, exc)
+                continue
+            entries.append(entry)
+        for entry in entries:
+            if entry.outcome is None and "holdfast:Dataset" in types_of(entry.obj):
+                try:
+                    entry.outcome = await self.run(
+                        self.apply_dataset, entry.obj, entry.origin, sender
+                    )
+                except (FederationError, httpx.HTTPError) as exc:
+                    entry.error = exc
+        uploads = [e for e in entries if e.outcome is None and e.error is None]
+        written = await self._apply_uploads(uploads, entries, sender)
+        done = [e for e in entries if e.error is None]
+        if not written:  # the marks were not part of the uploads' transaction
+            marks = [e.activity_id for e in done if e.activity_id]
+            await self.run(self._mark_seen_many, marks, sender)
+        for entry in entries:
+            if entry.error is not None:
+                log.info("outbox item of %s not applied: %s", sender, entry.error)
+        return applied + len(done), failed + len(entries) - len(done)
+
+    async def _entry(self, item: dict[str, Any], sender: str) -> _Entry:
+        obj = item["object"]
+        torrent = None
+        if "Announce" in types_of(item):
+            origin = owner_of(obj)
+            if origin is None:
+                raise Refused("the announced object names no owner")
+            if origin == self.fed.identity.actor_url:
+                return _Entry(item, obj, origin, None, outcome="ours")
+            if not await self.allowed(origin):
+                raise Refused(f"{host_of(origin)} is not federated with", 403)
+            torrent = _http(item.get("torrent"))
+        else:
+            origin = sender
+        await self.check_origin_proof(obj, origin)
+        if origin == self.fed.identity.actor_url:
+            return _Entry(item, obj, origin, None, outcome="ours")
+        return _Entry(item, obj, origin, torrent)
+
+    async def _apply_uploads(
+        self, entries: list[_Entry], batch: list[_Entry], received_from: str
+    ) -> bool:
+        """`apply_upload` for many `entries` of `batch`; True when the applied marks of
+        the batch's entries that did not fail were written in the same transaction."""
+        pending: list[_Entry] = []
+        for e in entries:
+            try:
+                e.read_upload()
+                pending.append(e)
+            except Refused as exc:
+                e.error = exc
+        if not pending:
+            return False
+        states, datasets, existing = await self.run(self._batch_lookup, pending)
+        for e in pending:
+            state = states.get(e.object_id)
+            if state is not None and state != ObjectState.unfetched.value:
+                deleted = state == ObjectState.deleted.value
+                e.outcome = "deleted at its origin" if deleted else "known"
+        pending = [e for e in pending if e.outcome is None]
+        gate = asyncio.Semaphore(PAGE_FETCHES)
+        missing: dict[str, str] = {}
+        for e in pending:
+            ref = e.dataset_ref
+            if datasets.get(ref) is None and not recently_unavailable(self.fed.base_url, ref):
+                missing.setdefault(ref, e.origin)
+
+        async def fetch_dataset(ref: str, origin: str) -> None:
+            async with gate:
+                try:
+                    document = await self.resolve(ref)
+                    await self.check_origin_proof(document, origin)
+                    await self.run(self.apply_dataset, document, origin, received_from)
+                except (FederationError, httpx.HTTPError) as exc:
+                    log.info("dataset %s unavailable: %s", ref, exc)
+                    mark_unavailable(self.fed.base_url, ref)
+
+        if missing:
+            await asyncio.gather(*(fetch_dataset(ref, o) for ref, o in missing.items()))
+            _, datasets, existing = await self.run(self._batch_lookup, pending)
+        need: list[_Entry] = []
+        for e in pending:
+            e.dataset_id = datasets.get(e.dataset_ref)
+            if e.dataset_id is None:
+                e.action, e.outcome = "unfetched", "dataset unavailable"
+            elif (e.v1 and e.v1 in existing) or (e.v2 and e.v2 in existing):
+                e.action, e.outcome = "link", "source added"
+            else:
+                need.append(e)
+
+        async def fetch_one(e: _Entry) -> None:
+            async with gate:
+                e.data = await self.fetch_torrent(e.obj, e.torrent)
+
+        await asyncio.gather(*(fetch_one(e) for e in need))
+
+        def parse_all() -> None:
+            for e in need:
+                if e.data is None:
+                    e.action, e.outcome = "unfetched", "torrent unavailable"
+                    continue
+                try:
+                    e.parsed = _checked_torrent(e.data, e.v1, e.v2)
+                    e.action, e.outcome = "insert", "upload created"
+                except Refused as exc:
+                    e.error = exc
+
+        if need:
+            await self.run(parse_all)
+        marks = [e.activity_id for e in batch if e.error is None and e.activity_id]
+        writes = [e for e in pending if e.error is None]
+        try:
+            await self.run(self._write_uploads, writes, received_from, marks)
+            return True
+        except (FederationError, SQLAlchemyError) as exc:
+            # e.g. the same upload just arrived by another way: one item at a time.
+            log.info("a page of %s applied item by item: %s", received_from, exc)
+        for e in writes:
+            try:
+                e.outcome = await self.apply_upload(e.obj, e.origin, received_from, e.torrent)
+            except (FederationError, httpx.HTTPError) as exc:
+                e.error = exc
+        return False
+
+    def _seen_many(self, activity_ids: list[str]) -> set[str]:
+        with self.db.read() as s:
+            return set(
+                s.scalars(
+                    select(SeenActivity.activity_id).where(
+                        SeenActivity.activity_id.in_(activity_ids)
+                    )
+                )
+            )
+
+    def _mark_seen_many(self, activity_ids: list[str], actor: str) -> None:
+        if not activity_ids:
+            return
+        try:
+            with self.db.write() as s:
+                self._add_seen(s, activity_ids, actor)
+        except IntegrityError:  # marked meanwhile by another way: one at a time
+            for activity_id in activity_ids:
+                self._mark_seen(activity_id, actor)
+
+    def _add_seen(self, s: Session, activity_ids: list[str], actor: str) -> None:
+        wanted = list(dict.fromkeys(a[:2048] for a in activity_ids))
+        known = set(
+            s.scalars(select(SeenActivity.activity_id).where(SeenActivity.activity_id.in_(wanted)))
+        )
+        s.add_all(SeenActivity(activity_id=a, actor=actor[:2048]) for a in wanted if a not in known)
+
+    def _batch_lookup(
+        self, entries: list[_Entry]
+    ) -> tuple[dict[str, str], dict[str, int | None], set[str]]:
+        """In one read: each entry's object state, each dataset's current catalogue
+        row, and which of the entries' infohashes the catalogue already has."""
+        object_ids = [e.object_id for e in entries]
+        refs = list({e.dataset_ref for e in entries})
+        v1s = [e.v1 for e in entries if e.v1]
+        v2s = [e.v2 for e in entries if e.v2]
+        with self.db.read() as s:
+            states = dict(
+                s.execute(
+                    select(FedObject.object_id, FedObject.state).where(
+                        FedObject.object_id.in_(object_ids)
+                    )
+                ).all()
+            )
+            datasets: dict[str, int | None] = dict(
+                s.execute(
+                    select(FedObject.dataset_ref, FedObject.dataset_id).where(
+                        FedObject.dataset_ref.in_(refs),
+                        FedObject.kind == "dataset",
+                        FedObject.state == ObjectState.current.value,
+                    )
+                ).all()
+            )
+            existing: set[str] = set()
+            if v1s:
+                found = select(Upload.infohash_v1).where(Upload.infohash_v1.in_(v1s))
+                existing.update(h for h in s.scalars(found) if h)
+            if v2s:
+                found = select(Upload.infohash_v2).where(Upload.infohash_v2.in_(v2s))
+                existing.update(h for h in s.scalars(found) if h)
+        return states, datasets, existing
+
+    def _write_uploads(self, entries: list[_Entry], received_from: str, marks: list[str]) -> None:
+        """One transaction: new uploads (with their .torrent, files and search
+        document), sources added to known ones, unfetched ones kept, applied marks."""
+        from sqlalchemy import or_
+
+        with self.db.write() as s:
+            rows = {
+                r.object_id: r
+                for r in s.scalars(
+                    select(FedObject).where(FedObject.object_id.in_([e.object_id for e in entries]))
+                )
+            }
+
+            def object_row(e: _Entry, infohash: str) -> FedObject:
+                row = rows.get(e.object_id)
+                if row is None:
+                    row = FedObject(
+                        object_id=e.object_id, kind="upload", origin=e.origin, json=dumps(e.obj)
+                    )
+                    rows[e.object_id] = row
+                    s.add(row)
+                row.received_from = received_from
+                row.infohash = infohash
+                row.json = dumps(e.obj)
+                row.updated_at = utcnow()
+                return row
+
+            hashes_v1 = [h for e in entries for h in (e.v1, _attr(e.parsed, "infohash_v1")) if h]
+            hashes_v2 = [h for e in entries for h in (e.v2, _attr(e.parsed, "infohash_v2")) if h]
+            by_hash: dict[str, Upload] = {}
+            if hashes_v1 or hashes_v2:
+                for upload in s.scalars(
+                    select(Upload).where(
+                        or_(Upload.infohash_v1.in_(hashes_v1), Upload.infohash_v2.in_(hashes_v2))
+                    )
+                ):
+                    for h in (upload.infohash_v1, upload.infohash_v2):
+                        if h:
+                            by_hash[h] = upload
+            statuses: dict[str, str] = {}
+            created: list[tuple[_Entry, Upload]] = []
+            for e in entries:
+                if e.action == "unfetched":
+                    object_row(e, e.infohash).state = ObjectState.unfetched.value
+                    continue
+                hashes = [
+                    e.v1,
+                    e.v2,
+                    _attr(e.parsed, "infohash_v1"),
+                    _attr(e.parsed, "infohash_v2"),
+                ]
+                found = next((by_hash[h] for h in hashes if h and h in by_hash), None)
+                if found is not None:
+                    e.outcome = "source added"
+                    e.upload = found
+                else:
+                    if e.action != "insert" or e.dataset_id is None:
+                        raise Refused("a known upload is gone")
+                    if e.origin not in statuses:
+                        statuses[e.origin] = self._status_for(s, e.origin)
+                    upload = _new_upload(e.parsed, e.obj, e.dataset_id, statuses[e.origin])
+                    for h in (upload.infohash_v1, upload.infohash_v2):
+                        if h:
+                            by_hash[h] = upload
+                    created.append((e, upload))
+                    s.add(upload)
+            if created:
+                s.flush()
+                datasets = {
+                    d.id: d
+                    for d in s.scalars(
+                        select(Dataset).where(Dataset.id.in_({u.dataset_id for _, u in created}))
+                    )
+                }
+                files: list[dict[str, Any]] = []
+                for e, upload in created:
+                    dataset = datasets.get(upload.dataset_id)
+                    if dataset is None:
+                        raise Refused("the upload's dataset is gone")
+                    s.add(TorrentBlob(upload_id=upload.id, data=e.data))
+                    torrent = e.parsed
+                    paths = [f.path for f in torrent.files]
+                    files.extend(
+                        {"upload_id": upload.id, "idx": idx, "path": f.path, "size": f.size}
+                        for idx, f in enumerate(torrent.files)
+                    )
+                    if len(files) >= 5000:
+                        s.connection().execute(upload_files_insert, files)
+                        files = []
+                    body = " ".join([upload.description, dataset.title, torrent.comment or ""])
+                    s.add(
+                        SearchDocument(
+                            kind="upload",
+                            ref_id=upload.id,
+                            dataset_id=upload.dataset_id,
+                            title=torrent.name,
+                            body=body,
+                            paths=path_index_text(paths),
+                        )
+                    )
+                    e.upload = upload
+                if files:
+                    s.connection().execute(upload_files_insert, files)
+                for dataset in datasets.values():
+                    dataset.updated_at = utcnow()
+                    refresh_upload_count(s, dataset.id)
+            for e in entries:
+                if e.upload is not None:
+                    row = object_row(e, e.upload.infohash)
+                    row.state = ObjectState.current.value
+                    row.upload_id = e.upload.id
+                    row.dataset_id = e.upload.dataset_id
+            self._add_seen(s, marks, received_from)
+
     # -------------------------------------------------------------- outbox sync
 
     async def sync_peer(self, peer_id: int, *, max_pages: int = MAX_SYNC_PAGES) -> dict[str, int]:
@@ -885,15 +1222,9 @@ class Receiver:
                 counts["pages"] += 1
                 if not isinstance(items, list) or not items:
                     break
-                for item in items:
-                    if not isinstance(item, dict):
-                        continue
-                    try:
-                        await self.receive(item, peer.actor_id, from_outbox=True)
-                        counts["items"] += 1
-                    except (FederationError, httpx.HTTPError) as exc:
-                        counts["failed"] += 1
-                        log.info("outbox item of %s not applied: %s", peer.actor_id, exc)
+                applied = await self.apply_page(items, peer.actor_id)
+                counts["items"] += applied["items"]
+                counts["failed"] += applied["failed"]
                 cursor = _next_cursor(page, cursor)
                 await self.run(self._save_cursor, peer_id, cursor, None)
         except (FederationError, httpx.HTTPError) as exc:
@@ -993,6 +1324,100 @@ def relay_torrent_url(received_from: str, origin: str, infohash: str) -> str | N
     if received_from == origin or not infohash or not received_from.endswith("/actor"):
         return None
     return f"{received_from.removesuffix('/actor')}/api/v1/uploads/{infohash}/torrent"
+
+
+@dataclass(eq=False)
+class _Entry:
+    """One outbox item of a page being applied together with its neighbours."""
+
+    activity: dict[str, Any]
+    obj: dict[str, Any]
+    origin: str
+    torrent: str | None  # where a relaying peer serves the .torrent
+    outcome: str | None = None
+    error: Exception | None = None
+    object_id: str = ""
+    v1: str | None = None
+    v2: str | None = None
+    dataset_ref: str = ""
+    dataset_id: int | None = None
+    action: str | None = None  # unfetched | link | insert
+    data: bytes | None = None
+    parsed: Any = None
+    upload: Upload | None = None
+
+    @property
+    def activity_id(self) -> str | None:
+        return id_of(self.activity)
+
+    @property
+    def infohash(self) -> str:
+        return self.v2 or self.v1 or ""
+
+    def read_upload(self) -> None:
+        self.object_id, self.v1, self.v2, self.dataset_ref = _upload_refs(self.obj)
+
+
+def _upload_refs(doc: Mapping[str, Any]) -> tuple[str, str | None, str | None, str]:
+    """An Upload's id, v1 and v2 infohashes and dataset; Refused when one is missing."""
+    object_id = _http(doc.get("id"))
+    v1 = doc.get("infohashV1")
+    v2 = doc.get("infohashV2")
+    v1 = v1 if isinstance(v1, str) and _HEX40.fullmatch(v1) else None
+    v2 = v2 if isinstance(v2, str) and _HEX64.fullmatch(v2) else None
+    dataset_ref = _http(doc.get("dataset"))
+    if not object_id or not (v1 or v2) or not dataset_ref:
+        raise Refused("an upload needs an id, an infohash and its dataset")
+    return object_id, v1, v2, dataset_ref
+
+
+def _batchable(item: Mapping[str, Any], sender: str) -> bool:
+    """A Create, Update or Announce by `sender` of an embedded dataset or upload."""
+    obj = item.get("object")
+    kinds = types_of(item)
+    if id_of(item.get("actor")) != sender or len(kinds) != 1 or not isinstance(obj, dict):
+        return False
+    if not types_of(obj) & {"holdfast:Upload", "holdfast:Dataset"}:
+        return False
+    return bool(kinds & {"Create", "Update", "Announce"})
+
+
+def _attr(value: Any, name: str) -> Any:
+    return getattr(value, name, None) if value is not None else None
+
+
+def _new_upload(torrent: Any, doc: Mapping[str, Any], dataset_id: int, status: str) -> Upload:
+    description = _text(doc.get("description"), 64 * 1024)
+    return Upload(
+        dataset_id=dataset_id,
+        account_id=None,
+        infohash_v1=torrent.infohash_v1,
+        infohash_v2=torrent.infohash_v2,
+        infohash_v2_short=torrent.infohash_v2[:40] if torrent.infohash_v2 else None,
+        torrent_version=torrent.version,
+        name=torrent.name,
+        total_size=torrent.total_size,
+        file_count=torrent.file_count,
+        piece_length=torrent.piece_length,
+        private=torrent.private,
+        trackers=[list(tier) for tier in torrent.trackers],
+        webseeds=list(torrent.webseeds),
+        comment=(torrent.comment or "")[:10_000],
+        created_by=(torrent.created_by or "")[:200],
+        description=description,
+        description_html=render_markdown(description),
+        status=status,
+    )
+
+
+def _checked_torrent(data: bytes, v1: str | None, v2: str | None) -> Any:
+    try:
+        parsed = parse_torrent(data)
+    except TorrentError as exc:
+        raise Refused(f"the upload's .torrent is invalid: {exc}") from exc
+    if (v1 and parsed.infohash_v1 != v1) or (v2 and parsed.infohash_v2 != v2):
+        raise Refused("the .torrent does not have the infohash its upload names")
+    return parsed
 
 
 def _aware(moment: datetime) -> datetime:
