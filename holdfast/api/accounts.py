@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from holdfast.accounts.instance_values import values_of
 from holdfast.accounts.models import Account, Role
 from holdfast.api.deps import (
     SESSION_COOKIE,
@@ -94,7 +95,7 @@ def register(
     body: Registration, request: Request, response: Response, instance: InstanceDep
 ) -> LoginOut:
     """Create an account and log in. New accounts are members; what they submit is reviewed."""
-    if not instance.settings.open_registration:
+    if not values_of(instance).current().open_registration:
         raise PermissionDenied("registration is closed on this instance")
     instance.accounts.limiter.check(f"register:{client_address(request)}")
     account = instance.accounts.register(body.name, body.password, display_name=body.display_name)

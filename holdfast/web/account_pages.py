@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import Response
 
+from holdfast.accounts.instance_values import values_of
 from holdfast.accounts.models import Account
 from holdfast.api.accounts import client_address, set_session_cookie
 from holdfast.api.deps import SESSION_COOKIE, CallerDep, InstanceDep
@@ -123,7 +124,7 @@ def login_submit(
 def register_form(
     request: Request, visitor: VisitorDep, pages: PagesDep, instance: InstanceDep
 ) -> Response:
-    if not instance.settings.open_registration:
+    if not values_of(instance).current().open_registration:
         raise PermissionDenied("registration is closed on this instance")
     return render_page(
         request,
@@ -148,7 +149,7 @@ def register_submit(
     csrf_token: ShortField = "",
 ) -> Response:
     check_form_token(request, visitor, csrf_token)
-    if not instance.settings.open_registration:
+    if not values_of(instance).current().open_registration:
         raise PermissionDenied("registration is closed on this instance")
     values = {"name": name, "display_name": display_name}
     limit_key = f"register:{client_address(request)}"

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import Response
 
+from holdfast.accounts.instance_values import values_of
 from holdfast.accounts.models import Role
 from holdfast.api.deps import InstanceDep
 from holdfast.errors import HoldfastError, PermissionDenied
@@ -18,12 +19,11 @@ router = APIRouter(include_in_schema=False)
 
 PER_PAGE = 50
 ROLES = [(r.value, r.value) for r in Role]
-# Settings shown to admins; secrets and paths to secrets are never shown.
+# Start-up settings shown read-only; secrets and paths to secrets are never shown. The
+# run-time settings (holdfast.accounts.instance_values.EDITABLE) have their own form.
 SHOWN_SETTINGS = (
     "instance_name",
-    "instance_title",
     "public_url",
-    "open_registration",
     "session_days",
     "auth_rate_limit",
     "auth_rate_window_seconds",
@@ -39,8 +39,12 @@ SHOWN_SETTINGS = (
     "webseed",
     "federation",
     "federation_mode",
-    "federation_auto_accept",
 )
+# Generous bounds on what the form may post; the real limits are checked by
+# clean_value, whose messages are shown next to the field.
+TextField = Annotated[str, Form(max_length=1_000)]
+MarkdownField = Annotated[str, Form(max_length=50_000)]
+FlagField = Annotated[str, Form(max_length=10)]
 
 
 def _admin_page(
@@ -51,6 +55,9 @@ def _admin_page(
     page: int,
     *,
     errors: dict[str, str] | None = None,
+    setting_errors: dict[str, str] | None = None,
+    submitted: dict[str, Any] | None = None,
+    notice: str = "",
     status: int = 200,
 ) -> Response:
     accounts, total = instance.accounts.list(offset=(page - 1) * PER_PAGE, limit=PER_PAGE)
@@ -59,6 +66,9 @@ def _admin_page(
         (name, getattr(settings, name), type(settings).model_fields[name].description or "")
         for name in SHOWN_SETTINGS
     ]
+    editable = values_of(instance).shown()
+    values = {item.editable.name: item.value for item in editable}
+    values.update(submitted or {})
     return render_page(
         request,
         pages,
@@ -71,10 +81,17 @@ def _admin_page(
             "page": page,
             "roles": ROLES,
             "settings": shown,
+            "editable": editable,
+            "values": values,
+            "errors": setting_errors or {},
+            "notice": notice,
             "account_errors": errors or {},
         },
         status=status,
     )
+
+
+NOTICES = {"saved": "Settings saved.", "unchanged": "Nothing changed.", "reset": "Setting reset."}
 
 
 @router.get("/admin")
@@ -85,8 +102,74 @@ def admin_page(
     pages: PagesDep,
     instance: InstanceDep,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    done: Annotated[str, Query(max_length=20)] = "",
 ) -> Response:
-    return _admin_page(request, visitor, pages, instance, page)
+    return _admin_page(request, visitor, pages, instance, page, notice=NOTICES.get(done, ""))
+
+
+@router.post("/admin/settings")
+def change_settings(
+    actor: AdminDep,
+    request: Request,
+    visitor: VisitorDep,
+    pages: PagesDep,
+    instance: InstanceDep,
+    instance_title: TextField = "",
+    instance_description: MarkdownField = "",
+    open_registration: FlagField = "",
+    federation_auto_accept: FlagField = "",
+) -> Response:
+    """Store the run-time settings (admins only; audited). A checkbox left unticked is
+    posted as nothing, so an absent flag means off."""
+    submitted = {
+        "instance_title": instance_title,
+        "instance_description": instance_description,
+        "open_registration": open_registration,
+        "federation_auto_accept": federation_auto_accept,
+    }
+    try:
+        changed = values_of(instance).set(actor, submitted)
+    except PermissionDenied:
+        raise
+    except HoldfastError as exc:
+        return _admin_page(
+            request,
+            visitor,
+            pages,
+            instance,
+            1,
+            setting_errors=exc.fields or {"settings": exc.message},
+            submitted=submitted,
+            status=exc.status,
+        )
+    return see_other(f"/admin?done={'saved' if changed else 'unchanged'}#settings")
+
+
+@router.post("/admin/settings/reset")
+def reset_setting(
+    actor: AdminDep,
+    request: Request,
+    visitor: VisitorDep,
+    pages: PagesDep,
+    instance: InstanceDep,
+    setting: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    """Forget a run-time setting's stored value: the start-up setting applies again."""
+    try:
+        values_of(instance).reset(actor, setting)
+    except PermissionDenied:
+        raise
+    except HoldfastError as exc:
+        return _admin_page(
+            request,
+            visitor,
+            pages,
+            instance,
+            1,
+            setting_errors={"settings": exc.message},
+            status=exc.status,
+        )
+    return see_other(f"/admin?done=reset#setting-{setting}")
 
 
 @router.post("/admin/accounts/{name}")

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from holdfast.accounts.instance_values import values_of
 from holdfast.api.deps import InstanceDep
 from holdfast.api.schemas import magnet_link
 from holdfast.catalogue.access import can_edit
@@ -216,7 +217,7 @@ def _dataset_ld(instance: Instance, dataset: Any, uploads: list[Upload]) -> dict
         dataset,
         [u for u in uploads if u.status == "approved"] if dataset.status == "approved" else [],
         base_url=instance.base_url,
-        catalog_title=instance.settings.instance_title,
+        catalog_title=values_of(instance).current().instance_title,
     )
 
 
@@ -284,7 +285,7 @@ def upload_page(
             upload_jsonld(
                 upload,
                 base_url=instance.base_url,
-                catalog_title=instance.settings.instance_title,
+                catalog_title=values_of(instance).current().instance_title,
             )
         )
     files = instance.catalogue.upload_files(
@@ -312,7 +313,9 @@ def upload_page(
     )
     context["jsonld"] = (
         upload_jsonld(
-            upload, base_url=instance.base_url, catalog_title=instance.settings.instance_title
+            upload,
+            base_url=instance.base_url,
+            catalog_title=values_of(instance).current().instance_title,
         )
         if upload.status == "approved"
         else None

@@ -15,6 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
+from holdfast.accounts.instance_values import values_of
 from holdfast.api.deps import InstanceDep
 from holdfast.api.schemas import magnet_link
 from holdfast.catalogue.models import Upload
@@ -76,12 +77,13 @@ def _respond(instance: Instance, feed: Feed, fmt: str, info: FeedInfo) -> Respon
 
 def _info(instance: Instance, title: str, description: str, path: str, page: str) -> FeedInfo:
     base = instance.base_url
+    instance_title = values_of(instance).current().instance_title
     return FeedInfo(
-        title=f"{title} — {instance.settings.instance_title}",
+        title=f"{title} — {instance_title}",
         description=description,
         self_url=base + path,
         page_url=base + page,
-        author=instance.settings.instance_title,
+        author=instance_title,
     )
 
 

@@ -17,8 +17,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from holdfast import __version__
+from holdfast.accounts.instance_values import values_of
 from holdfast.accounts.models import Role
-from holdfast.catalogue.text import render_markdown
 from holdfast.instance import Instance
 
 HERE = Path(__file__).parent
@@ -128,12 +128,7 @@ class Pages:
         settings = instance.settings
         self.env.globals.update(
             static=self.static_url,
-            instance_title=settings.instance_title,
             instance_name=settings.instance_name,
-            instance_description_html=Markup(  # noqa: S704 - sanitised by render_markdown
-                render_markdown(settings.instance_description)
-            ),
-            open_registration=settings.open_registration,
             version=__version__,
             Role=Role,
             query=query_string,
@@ -151,6 +146,12 @@ class Pages:
         return f"/static/{name}?v={version}"
 
     def render_text(self, name: str, context: dict[str, Any]) -> str:
+        # Settings an admin may change while the server runs are read per render
+        # (from a short cache), not fixed when the templates were loaded.
+        current = values_of(self.instance).current()
+        context.setdefault("instance_title", current.instance_title)
+        context.setdefault("instance_description_html", current.description_html)
+        context.setdefault("open_registration", current.open_registration)
         return self.env.get_template(name).render(context)
 
     def render(

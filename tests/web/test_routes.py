@@ -60,6 +60,8 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/moderation/audit"): "moderator",
     ("GET", "/admin"): "admin",
     ("POST", "/admin/accounts/{name}"): "admin",
+    ("POST", "/admin/settings"): "admin",
+    ("POST", "/admin/settings/reset"): "admin",
 }
 RANK = {"anonymous": 0, "member": 1, "moderator": 2, "admin": 3}
 # The item here was submitted by another account, so "submitter" means a moderator.
