@@ -87,9 +87,17 @@ def set_follower_state(origin: InstanceThread, follower: InstanceThread, state: 
 
 
 def deliveries_to(node: InstanceThread, inbox_of: InstanceThread) -> int:
+    """Deliveries queued for `inbox_of`: single ones and those inside fan-out jobs."""
     with node.instance.db.read() as s:
-        jobs = s.scalars(select(Job).where(Job.kind == "federation.deliver")).all()
-        return len([j for j in jobs if j.payload["inbox"].startswith(inbox_of.base_url)])
+        jobs = s.scalars(
+            select(Job).where(Job.kind.in_(("federation.deliver", "federation.fanout")))
+        ).all()
+    inboxes = [
+        inbox
+        for j in jobs
+        for inbox in ([j.payload["inbox"]] if "inbox" in j.payload else j.payload["inboxes"])
+    ]
+    return len([inbox for inbox in inboxes if inbox.startswith(inbox_of.base_url)])
 
 
 def test_resync_brings_missed_deliveries_and_unfollow_sends_undo(
@@ -115,6 +123,9 @@ def test_resync_brings_missed_deliveries_and_unfollow_sends_undo(
         assert deliveries_to(a, b) == before  # nothing was sent to B
         set_follower_state(a, b, "accepted")
         assert missed.infohash not in uploads_of(b)
+        # ...while an accepted follower does get one queued (so the count above can move)
+        make_upload(a.instance, owner, dataset.slug, tmp_path)
+        assert deliveries_to(a, b) > before
 
         # The admin sync route: not for anyone else, 404 for an unknown peer.
         route = api(b, f"/federation/peers/{a_peer}/sync")
