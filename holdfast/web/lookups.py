@@ -58,6 +58,8 @@ def describe_targets(
                 select(Report.id, Report.kind).where(Report.id.in_(wanted["report"]))
             ):
                 found[("report", r_id)] = Target(f"report #{r_id} ({kind})", None)
+    for ident in wanted.get("instance", ()):
+        found[("instance", ident)] = Target("instance settings", "/admin#settings")
     for kind, ids in wanted.items():
         for ident in ids:
             found.setdefault((kind, ident), Target(f"{kind} #{ident} (gone)", None))

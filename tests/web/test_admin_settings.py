@@ -132,7 +132,10 @@ def test_a_change_applies_at_once_everywhere_and_is_audited(app, instance):
             {"setting": "open_registration", "before": True, "after": False},
         ),
     ]
-    assert "setting.update" in text_of(admin.get("/moderation/audit").text)
+    audit_page = text_of(admin.get("/moderation/audit").text)
+    assert "setting.update" in audit_page
+    assert "open_registration" in audit_page and "instance settings" in audit_page
+    assert "(gone)" not in audit_page
     page = admin.get("/admin?done=saved")
     assert "Settings saved." in page.text
     assert text_of(page.text).count("Set by an admin") == 3
