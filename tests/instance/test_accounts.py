@@ -64,7 +64,9 @@ def test_login_is_rate_limited(make_settings):
     make_user(app.state.instance, "erin")
     with TestClient(app) as client:
         codes = [
-            client.post("/api/v1/auth/login", json={"name": "erin", "password": "nope nope nope"}).status_code
+            client.post(
+                "/api/v1/auth/login", json={"name": "erin", "password": "nope nope nope"}
+            ).status_code
             for _ in range(4)
         ]
         assert codes == [401, 401, 401, 429]
@@ -91,7 +93,9 @@ def test_csrf_token_from_login_is_accepted(client):
 
 def test_api_tokens_are_hashed_and_revocable(client, instance):
     csrf = register(client).json()["csrf_token"]
-    r = client.post("/api/v1/account/tokens", json={"name": "script"}, headers={"X-CSRF-Token": csrf})
+    r = client.post(
+        "/api/v1/account/tokens", json={"name": "script"}, headers={"X-CSRF-Token": csrf}
+    )
     assert r.status_code == 201
     token = r.json()["token"]
     with instance.db.read() as s:
@@ -102,7 +106,9 @@ def test_api_tokens_are_hashed_and_revocable(client, instance):
     assert client.get("/api/v1/account", headers=bearer).json()["name"] == "reader"
     listed = client.get("/api/v1/account/tokens", headers=bearer).json()
     assert [t["name"] for t in listed] == ["script"] and listed[0]["token"] is None
-    assert client.delete(f"/api/v1/account/tokens/{r.json()['id']}", headers=bearer).status_code == 200
+    assert (
+        client.delete(f"/api/v1/account/tokens/{r.json()['id']}", headers=bearer).status_code == 200
+    )
     assert client.get("/api/v1/account", headers=bearer).status_code == 401
 
 

@@ -68,14 +68,19 @@ def test_serve_with_zero_configuration(tmp_path):
         ({}, "HOLDFAST_SECRET_KEY"),
         ({"HOLDFAST_SECRET_KEY": "s" * 40}, "HOLDFAST_PUBLIC_URL"),
         (
-            {"HOLDFAST_SECRET_KEY": "s" * 40, "HOLDFAST_PUBLIC_URL": "https://a.example",
-             "HOLDFAST_ALLOW_PRIVATE_ADDRESSES": "true"},
+            {
+                "HOLDFAST_SECRET_KEY": "s" * 40,
+                "HOLDFAST_PUBLIC_URL": "https://a.example",
+                "HOLDFAST_ALLOW_PRIVATE_ADDRESSES": "true",
+            },
             "PRIVATE_ADDRESSES",
         ),
     ],
 )
 def test_production_refuses_unsafe_settings(tmp_path, env, complaint):
-    r = run("serve", "--production", "--data-dir", str(tmp_path), "--port", str(free_port()), env=env)
+    r = run(
+        "serve", "--production", "--data-dir", str(tmp_path), "--port", str(free_port()), env=env
+    )
     assert r.returncode != 0
     assert complaint in r.stderr
     assert not (tmp_path / "holdfast.db").exists()
@@ -87,7 +92,9 @@ def test_admin_create_account_prints_a_working_token(tmp_path):
     from holdfast.app import create_app
     from holdfast.settings import Settings
 
-    r = run("admin", "create-account", "ops", "--role", "admin", "--token", "--data-dir", str(tmp_path))
+    r = run(
+        "admin", "create-account", "ops", "--role", "admin", "--token", "--data-dir", str(tmp_path)
+    )
     assert r.returncode == 0, r.stderr
     token = r.stdout.strip().splitlines()[-1]
     assert token.startswith("hf_")
@@ -109,7 +116,9 @@ def test_db_upgrade_and_status(tmp_path):
 def test_config_file_and_environment(tmp_path):
     from holdfast.settings import Settings
 
-    (tmp_path / "holdfast.toml").write_text('[holdfast]\ninstance_name = "labarchive"\nport = 9001\n')
+    (tmp_path / "holdfast.toml").write_text(
+        '[holdfast]\ninstance_name = "labarchive"\nport = 9001\n'
+    )
     settings = Settings(data_dir=tmp_path)
     assert settings.instance_name == "labarchive" and settings.port == 9001
     os.environ["HOLDFAST_PORT"] = "9002"

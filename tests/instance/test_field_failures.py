@@ -151,7 +151,12 @@ def test_rejected_replacement_leaves_the_old_upload_intact(client, alice, tmp_pa
     other = upload(client, alice, slug, sample_torrent(tmp_path, "other")).json()
     r = client.post(
         f"/api/v1/uploads/{old['infohash']}/replace",
-        files={"torrent": ("x.torrent", client.get(f"/api/v1/uploads/{other['infohash']}/torrent").content)},
+        files={
+            "torrent": (
+                "x.torrent",
+                client.get(f"/api/v1/uploads/{other['infohash']}/torrent").content,
+            )
+        },
         headers=alice.headers,
     )
     assert r.status_code == 409

@@ -7,8 +7,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
 from holdfast.db.migrate import is_current, upgrade
-from holdfast.db.registry import include_object
-from holdfast.db.registry import load_models
+from holdfast.db.registry import include_object, load_models
 
 
 def test_upgrade_from_empty_matches_models(database_url):

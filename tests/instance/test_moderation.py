@@ -25,10 +25,21 @@ def test_review_queue_approve_deny_remove(client, instance, tmp_path):
     decide = lambda **b: client.post("/api/v1/moderation/decisions", json=b, headers=mod.headers)  # noqa: E731
     no_reason = decide(target_type="upload", target=up["infohash"], action="deny")
     assert no_reason.status_code == 422 and "reason" in no_reason.json()["fields"]
-    assert decide(target_type="dataset", target="waiting", action="approve").json()["status"] == "approved"
-    assert decide(target_type="upload", target=up["infohash"], action="deny", reason="wrong files").json()["status"] == "denied"
+    assert (
+        decide(target_type="dataset", target="waiting", action="approve").json()["status"]
+        == "approved"
+    )
+    assert (
+        decide(
+            target_type="upload", target=up["infohash"], action="deny", reason="wrong files"
+        ).json()["status"]
+        == "denied"
+    )
     assert client.get(f"/api/v1/uploads/{up['infohash']}").status_code == 404
-    assert client.get(f"/api/v1/uploads/{up['infohash']}", headers=member.headers).json()["status"] == "denied"
+    assert (
+        client.get(f"/api/v1/uploads/{up['infohash']}", headers=member.headers).json()["status"]
+        == "denied"
+    )
     assert decide(target_type="upload", target=up["infohash"], action="approve").status_code == 200
     assert client.get("/api/v1/datasets/waiting").json()["upload_count"] == 1
 
@@ -37,10 +48,22 @@ def test_review_queue_approve_deny_remove(client, instance, tmp_path):
     gone = client.get("/api/v1/datasets/waiting")
     assert gone.status_code == 410 and gone.json()["status"] == 410
     assert client.get("/api/v1/datasets/waiting", headers=mod.headers).json()["status"] == "removed"
-    assert decide(target_type="dataset", target="waiting", action="restore").json()["status"] == "approved"
+    assert (
+        decide(target_type="dataset", target="waiting", action="restore").json()["status"]
+        == "approved"
+    )
 
-    actions = [e["action"] for e in client.get("/api/v1/moderation/audit", headers=mod.headers).json()["items"]]
-    assert actions[:5] == ["dataset.restore", "dataset.remove", "upload.approve", "upload.deny", "dataset.approve"]
+    actions = [
+        e["action"]
+        for e in client.get("/api/v1/moderation/audit", headers=mod.headers).json()["items"]
+    ]
+    assert actions[:5] == [
+        "dataset.restore",
+        "dataset.remove",
+        "upload.approve",
+        "upload.deny",
+        "dataset.approve",
+    ]
 
 
 def test_reports_are_filed_and_resolved(client, instance):
@@ -48,9 +71,19 @@ def test_reports_are_filed_and_resolved(client, instance):
     reader = make_user(instance, "reader", Role.member)
     mod = make_user(instance, "mod", Role.moderator)
     client.post("/api/v1/datasets", json={"title": "Questionable"}, headers=uploader.headers)
-    body = {"target_type": "dataset", "target": "questionable", "kind": "incorrect", "reason": "wrong years"}
+    body = {
+        "target_type": "dataset",
+        "target": "questionable",
+        "kind": "incorrect",
+        "reason": "wrong years",
+    }
     assert client.post("/api/v1/reports", json=body).status_code == 401
-    assert client.post("/api/v1/reports", json=body | {"kind": "bogus"}, headers=reader.headers).status_code == 422
+    assert (
+        client.post(
+            "/api/v1/reports", json=body | {"kind": "bogus"}, headers=reader.headers
+        ).status_code
+        == 422
+    )
     assert client.post("/api/v1/reports", json=body, headers=reader.headers).status_code == 201
     open_reports = client.get("/api/v1/moderation/reports", headers=mod.headers).json()
     assert open_reports["total"] == 1
@@ -62,6 +95,10 @@ def test_reports_are_filed_and_resolved(client, instance):
         headers=mod.headers,
     )
     assert r.json()["status"] == "resolved" and r.json()["resolved_by"] == "mod"
-    again = client.post(f"/api/v1/moderation/reports/{report['id']}", json={"status": "dismissed"}, headers=mod.headers)
+    again = client.post(
+        f"/api/v1/moderation/reports/{report['id']}",
+        json={"status": "dismissed"},
+        headers=mod.headers,
+    )
     assert again.status_code == 422
     assert client.get("/api/v1/moderation/reports", headers=mod.headers).json()["total"] == 0

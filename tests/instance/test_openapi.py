@@ -32,6 +32,8 @@ def test_no_server_errors(case):
     token = case.operation.schema.app.state.fuzz_token
     response = case.call(headers={"Authorization": f"Bearer {token}"})
     assert response.status_code < 500, f"{case.method} {case.formatted_path}: {response.text[:300]}"
-    if response.status_code >= 400 and response.headers.get("content-type", [""])[0].startswith("application/json"):
+    if response.status_code >= 400 and response.headers.get("content-type", [""])[0].startswith(
+        "application/json"
+    ):
         body = response.json()
         assert body["ok"] is False and body["status"] == response.status_code

@@ -1,4 +1,4 @@
-"""The permission matrix: every API route × every role × every item state.
+"""The permission matrix: every API route, every role, every item state.
 
 Each route is listed in ROUTES with a rule giving the status each caller must get
 for an item in each state. A test fails if the app has an /api/v1 route that is not

@@ -37,7 +37,11 @@ def test_a_refused_upload_leaves_no_new_dataset(instance, tmp_path):
     )
     with pytest.raises(Conflict):
         instance.catalogue.publish(
-            second.account, UploadIn(dataset="x"), checked, data, new_dataset=DatasetIn(title="Loser")
+            second.account,
+            UploadIn(dataset="x"),
+            checked,
+            data,
+            new_dataset=DatasetIn(title="Loser"),
         )
     assert instance.catalogue.list_datasets(None).total == 1
     assert [d.slug for d in instance.catalogue.list_datasets(None).items] == ["winner"]
