@@ -1213,20 +1213,39 @@ class Receiver:
             if not peer.outbox:
                 peer = await self.fed.fetch_actor(self.client, peer.actor_id)
             cursor = peer.cursor
-            for _ in range(max_pages):
-                url = f"{peer.outbox}?after={cursor}"
+            outbox = peer.outbox
+
+            async def read_page(after: int) -> dict[str, Any]:
+                url = f"{outbox}?after={after}"
                 _, page = await fetch_json(self.client, url, sign=self.fed.signer)
                 if not isinstance(page, dict):
                     raise FetchError(f"{url} is not a collection page")
-                items = page.get("orderedItems") or []
-                counts["pages"] += 1
-                if not isinstance(items, list) or not items:
-                    break
-                applied = await self.apply_page(items, peer.actor_id)
-                counts["items"] += applied["items"]
-                counts["failed"] += applied["failed"]
-                cursor = _next_cursor(page, cursor)
-                await self.run(self._save_cursor, peer_id, cursor, None)
+                return page
+
+            # The next page is read while this one is applied.
+            upcoming: asyncio.Task[dict[str, Any]] | None = None
+            try:
+                for n in range(max_pages):
+                    page = await (upcoming or read_page(cursor))
+                    upcoming = None
+                    items = page.get("orderedItems") or []
+                    counts["pages"] += 1
+                    if not isinstance(items, list) or not items:
+                        break
+                    try:
+                        following: int | None = _next_cursor(page, cursor)
+                    except FetchError:
+                        following = None  # raised again once this page is applied
+                    if following is not None and n + 1 < max_pages and following != cursor:
+                        upcoming = asyncio.ensure_future(read_page(following))
+                    applied = await self.apply_page(items, peer.actor_id)
+                    counts["items"] += applied["items"]
+                    counts["failed"] += applied["failed"]
+                    cursor = _next_cursor(page, cursor) if following is None else following
+                    await self.run(self._save_cursor, peer_id, cursor, None)
+            finally:
+                if upcoming is not None and not upcoming.done():
+                    upcoming.cancel()
         except (FederationError, httpx.HTTPError) as exc:
             log.info("peer %s unreachable: %s", peer.actor_id, exc)
             await self.run(self._save_cursor, peer_id, None, exc)

@@ -653,7 +653,7 @@ class Federation:
                     )
                 for dataset_id in sorted(datasets):
                     self.publish_dataset(s, dataset_id)
-                for upload_id in sorted(uploads):
+                for upload_id in self._announce_mirrored(s, sorted(uploads)):
                     self.publish_upload(s, upload_id)
         except Exception:
             log.exception("publishing catalogue changes failed")
@@ -729,6 +729,61 @@ class Federation:
         s.flush()
         self.add_outbox(s, self.activity("Update" if current else "Create", document))
         return obj
+
+    def _announce_mirrored(self, s: Session, upload_ids: list[int]) -> list[int]:
+        """What `publish_upload` does for the mirrored uploads among `upload_ids`, with a
+        few reads for all of them (a page of a peer's backfill commits many at once);
+        returns the others, in order, for `publish_upload`."""
+        if len(upload_ids) < 2:
+            return upload_ids
+        uploads = {u.id: u for u in s.scalars(select(Upload).where(Upload.id.in_(upload_ids)))}
+        mirrored: dict[int, list[FedObject]] = {}
+        local: set[int] = set()
+        for obj in s.scalars(
+            select(FedObject).where(FedObject.upload_id.in_(upload_ids)).order_by(FedObject.id)
+        ):
+            if obj.local:
+                if obj.kind == "upload" and obj.state == ObjectState.current.value:
+                    local.add(int(obj.upload_id or 0))
+            else:
+                mirrored.setdefault(int(obj.upload_id or 0), []).append(obj)
+        rest: list[int] = []
+        announce: list[tuple[FedObject, Upload]] = []
+        for upload_id in upload_ids:
+            upload = uploads.get(upload_id)
+            if upload is None or upload_id not in mirrored or upload_id in local:
+                rest.append(upload_id)
+                continue
+            visible = (
+                upload.status == Status.approved.value
+                and upload.dataset.status == Status.approved.value
+            )
+            if not visible:
+                continue
+            live = [o for o in mirrored[upload_id] if o.state == ObjectState.current.value]
+            if live:
+                announce.append((live[0], upload))
+        for dataset_id in sorted({u.dataset_id for _, u in announce}):
+            self.publish_dataset(s, dataset_id)
+        if announce:
+            done = set(
+                s.scalars(
+                    select(OutboxItem.object_id).where(
+                        OutboxItem.type == "Announce",
+                        OutboxItem.object_id.in_({o.object_id[:2048] for o, _ in announce}),
+                    )
+                )
+            )
+            inboxes = self.follower_inboxes(s)
+            for obj, upload in announce:
+                if obj.object_id[:2048] in done:
+                    continue
+                done.add(obj.object_id[:2048])
+                activity = self.activity(
+                    "Announce", json.loads(obj.json), torrent=self.torrent_url(upload.infohash)
+                )
+                self.add_outbox(s, activity, inboxes=inboxes)
+        return rest
 
     def publish_upload(self, s: Session, upload_id: int) -> FedObject | None:
         upload = s.get(Upload, upload_id)
