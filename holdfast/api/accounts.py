@@ -26,6 +26,7 @@ from holdfast.api.schemas import (
     page_out,
     token_out,
 )
+from holdfast.catalogue.schemas import NoNul
 from holdfast.errors import PermissionDenied
 from holdfast.instance import Instance
 
@@ -54,7 +55,7 @@ class LoginOut(BaseModel):
 
 class NewToken(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(default="", max_length=100)
+    name: Annotated[str, Field(max_length=100), NoNul] = ""
 
 
 class AccountChange(BaseModel):

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from holdfast.errors import HoldfastError, RateLimited
@@ -65,6 +66,13 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404 and message == "Not Found":
             message = "no such page"
         return error_response(request, exc.status_code, message, headers=exc.headers or {})
+
+    @app.exception_handler(DataError)
+    async def _data(request: Request, exc: DataError) -> Response:
+        # A value the database cannot store (e.g. NUL in PostgreSQL text) that no
+        # validator caught: the transaction was rolled back, so nothing changed.
+        log.warning("database refused a value on %s %s: %s", request.method, request.url.path, exc)
+        return error_response(request, 422, "the request holds a value that cannot be stored")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -41,12 +41,22 @@ def _check_tag(value: str) -> str:
     return tag
 
 
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL, and no person means one: refuse it everywhere.
+    if "\x00" in value:
+        raise ValueError("must not contain a NUL character")
+    return value
+
+
+NoNul = AfterValidator(_no_nul)
 Slug = Annotated[str, StringConstraints(pattern=SLUG_RE, max_length=100)]
 SourceUrl = Annotated[str, AfterValidator(_check_url)]
 TagName = Annotated[str, StringConstraints(max_length=64), AfterValidator(_check_tag)]
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
-LongText = Annotated[str, StringConstraints(max_length=100_000)]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)]
+Title = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300), NoNul
+]
+LongText = Annotated[str, StringConstraints(max_length=100_000), NoNul]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300), NoNul]
 
 
 class PartIn(BaseModel):
@@ -66,7 +76,7 @@ class DatasetIn(BaseModel):
     slug: Slug | None = Field(default=None, description="Derived from the title when omitted.")
     description: LongText = Field(default="", description="Markdown.")
     source_urls: list[SourceUrl] = Field(default_factory=list, max_length=50)
-    license: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] = ""
+    license: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100), NoNul] = ""
     publisher: ShortText = ""
     threat: Threat = Threat.unknown
     scarcity: Scarcity = Scarcity.unknown
@@ -82,7 +92,9 @@ class DatasetEdit(BaseModel):
     title: Title | None = None
     description: LongText | None = None
     source_urls: list[SourceUrl] | None = Field(default=None, max_length=50)
-    license: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
+    license: (
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=100), NoNul] | None
+    ) = None
     publisher: ShortText | None = None
     threat: Threat | None = None
     scarcity: Scarcity | None = None
