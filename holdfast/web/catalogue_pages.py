@@ -6,11 +6,13 @@ fragment of it) shows is exactly what the JSON API would show the same account.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy import select
 
 from holdfast.accounts.instance_values import values_of
 from holdfast.api.deps import InstanceDep
@@ -22,7 +24,9 @@ from holdfast.db.base import utcnow
 from holdfast.errors import InvalidInput
 from holdfast.instance import Instance
 from holdfast.moderation.models import ReportKind
+from holdfast.seeding import SeedingStatus, seeding_status
 from holdfast.swarm.history import samples
+from holdfast.swarm.models import EMBEDDED, SwarmTrackerState
 from holdfast.web.chart import SwarmPoint, swarm_chart_svg
 from holdfast.web.feeds import feed_service
 from holdfast.web.forms import PagesDep, VisitorDep, render_page
@@ -311,6 +315,8 @@ def upload_page(
     context["chart"] = swarm_chart_svg(
         swarm_points(instance, upload), title=f"Swarm health of {upload.name}"
     )
+    context["tracker_rows"] = tracker_rows(instance, upload)
+    context["seeding"] = seeding_of(instance, upload)
     context["jsonld"] = (
         upload_jsonld(
             upload,
@@ -323,6 +329,53 @@ def upload_page(
     return render_page(
         request, pages, visitor, "upload.html", context, headers={"Vary": "Accept, Cookie"}
     )
+
+
+@dataclass(frozen=True)
+class TrackerRow:
+    tier: int | None  # None: the instance's own tracker, not named in the torrent
+    url: str
+    seeders: int | None = None
+    leechers: int | None = None
+    checked_at: datetime | None = None
+    failure: str | None = None
+
+
+def tracker_rows(instance: Instance, upload: Any) -> list[TrackerRow]:
+    """Each tracker of the torrent with its last answer (or failure reason), and the
+    instance's own tracker first when it tracks this upload."""
+    with instance.db.read() as s:
+        states = {
+            st.url: st
+            for st in s.scalars(
+                select(SwarmTrackerState).where(SwarmTrackerState.upload_id == upload.id)
+            )
+        }
+
+    def row(tier: int | None, url: str, key: str) -> TrackerRow:
+        st = states.get(key)
+        if st is None:
+            return TrackerRow(tier, url)
+        return TrackerRow(
+            tier,
+            url,
+            st.seeders,
+            st.leechers,
+            st.last_success_at or st.last_scrape_at,
+            st.failure_reason if st.error_kind else None,
+        )
+
+    rows = []
+    if EMBEDDED in states:
+        rows.append(row(None, instance.settings.announce_url, EMBEDDED))
+    for tier, urls in enumerate(upload.trackers, 1):
+        rows.extend(row(tier, url, url) for url in urls)
+    return rows
+
+
+def seeding_of(instance: Instance, upload: Any) -> SeedingStatus:
+    """The instance seeder's status for this upload."""
+    return seeding_status(instance, upload)
 
 
 def _breadcrumbs(prefix: str) -> list[tuple[str, str]]:
