@@ -135,6 +135,9 @@ class Receiver:
         self.db = federation.db
         self.client = client
         self.proofs_checked = False
+        # .torrent files of the next outbox page, read while the current one is applied.
+        self._prefetched: dict[str, asyncio.Task[bytes | None]] = {}
+        self._prefetch_gate = asyncio.Semaphore(PAGE_FETCHES)
 
     async def run(self, fn: Any, *args: Any) -> Any:
         return await asyncio.to_thread(fn, *args)
@@ -639,6 +642,11 @@ class Receiver:
         for url in dict.fromkeys(u for u in (_http(doc.get("torrent")), torrent) if u):
             if recently_unavailable(self.fed.base_url, url) or not await self.allowed(url):
                 continue
+            early = self._prefetched.pop(url, None)
+            if early is not None:
+                data = await early
+                if data is not None:
+                    return data
             try:
                 fetched = await fetch(
                     self.client,
@@ -653,6 +661,60 @@ class Receiver:
                 continue
             return fetched.body
         return None
+
+    def prefetch_torrents(self, items: list[Any], sender: str) -> None:
+        """Start reading the `.torrent` files that the Uploads in `items` (a page of
+        `sender`'s outbox) link to on `sender`'s own host, at most `PAGE_FETCHES` at a
+        time; `fetch_torrent` takes them from here. Only bytes are read early: the
+        checks and the writes happen when the item is applied."""
+        host = host_of(sender)
+        for item in items:
+            if not isinstance(item, dict) or not _batchable(item, sender):
+                continue
+            obj = item["object"]
+            url = _http(obj.get("torrent"))
+            if (
+                not url
+                or "holdfast:Upload" not in types_of(obj)
+                or host_of(url) != host
+                or url in self._prefetched
+                or recently_unavailable(self.fed.base_url, url)
+            ):
+                continue
+            self._prefetched[url] = asyncio.ensure_future(self._read_early(url))
+
+    async def _read_early(self, url: str) -> bytes | None:
+        async with self._prefetch_gate:
+            if not await self.allowed(url):
+                return None
+            try:
+                fetched = await fetch(
+                    self.client,
+                    url,
+                    accept=TORRENT_ACCEPT,
+                    max_bytes=MAX_TORRENT_BYTES,
+                    sign=self.fed.signer,
+                )
+            except (FederationError, httpx.HTTPError):
+                return None  # tried again, and reported, when the item is applied
+            return fetched.body
+
+    def drop_prefetched(self, items: list[Any] | None = None) -> None:
+        """Forget the early reads for `items` (all when None), e.g. of known uploads."""
+        if items is None:
+            urls = list(self._prefetched)
+        else:
+            urls = [
+                u
+                for i in items
+                if isinstance(i, dict) and isinstance(i.get("object"), dict)
+                for u in [_http(i["object"].get("torrent"))]
+                if u
+            ]
+        for url in urls:
+            task = self._prefetched.pop(url, None)
+            if task is not None:
+                task.cancel()
 
     def _upload_known(self, object_id: str) -> str | None:
         with self.db.read() as s:
@@ -1215,11 +1277,17 @@ class Receiver:
             cursor = peer.cursor
             outbox = peer.outbox
 
-            async def read_page(after: int) -> dict[str, Any]:
+            async def read_page(after: int, early: bool = False) -> dict[str, Any]:
                 url = f"{outbox}?after={after}"
                 _, page = await fetch_json(self.client, url, sign=self.fed.signer)
                 if not isinstance(page, dict):
                     raise FetchError(f"{url} is not a collection page")
+                items = page.get("orderedItems")
+                if early and isinstance(items, list):
+                    ids = [i for i in (id_of(item) for item in items) if i]
+                    seen = await self.run(self._seen_many, ids) if ids else set()
+                    fresh = [item for item in items if id_of(item) not in seen]
+                    self.prefetch_torrents(fresh, peer.actor_id)
                 return page
 
             # The next page is read while this one is applied.
@@ -1237,8 +1305,9 @@ class Receiver:
                     except FetchError:
                         following = None  # raised again once this page is applied
                     if following is not None and n + 1 < max_pages and following != cursor:
-                        upcoming = asyncio.ensure_future(read_page(following))
+                        upcoming = asyncio.ensure_future(read_page(following, early=True))
                     applied = await self.apply_page(items, peer.actor_id)
+                    self.drop_prefetched(items)
                     counts["items"] += applied["items"]
                     counts["failed"] += applied["failed"]
                     cursor = _next_cursor(page, cursor) if following is None else following
@@ -1246,6 +1315,7 @@ class Receiver:
             finally:
                 if upcoming is not None and not upcoming.done():
                     upcoming.cancel()
+                self.drop_prefetched()
         except (FederationError, httpx.HTTPError) as exc:
             log.info("peer %s unreachable: %s", peer.actor_id, exc)
             await self.run(self._save_cursor, peer_id, None, exc)

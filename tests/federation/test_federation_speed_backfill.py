@@ -131,3 +131,53 @@ def test_backfill_by_pages_tolerates_an_unfetchable_torrent_and_is_idempotent(
         sync_again(b, a.actor_url, from_start=False)
         assert uploads_of(b) == set(published)
         assert set(object_states(b, a.actor_url).values()) == {"current"}
+
+
+def test_later_pages_torrents_are_read_early_once_each(make_settings: Any, tmp_path: Path) -> None:
+    """While a page is applied the next page's `.torrent` files are read; each is
+    fetched from the origin exactly once, and a second read of the outbox from the
+    start (every item known) reads none of them again."""
+    with (
+        InstanceThread(make_settings, name="alpha") as a,
+        InstanceThread(make_settings, name="beta", run_jobs=False) as b,
+    ):
+        a.app.state.federation.outbox_page_size = 3
+        owner = make_user(a.instance, "owner", Role.uploader)
+        rivers = make_dataset(a.instance, owner, title="Rivers")
+        published = [make_upload(a.instance, owner, rivers.slug, tmp_path) for _ in range(8)]
+        links = {torrent_link(a, u.infohash) for u in published}
+        with b.instance.db.write() as s:
+            s.add(Peer(actor_id=a.actor_url, host=a.host))
+        fetched: list[str] = []
+
+        async def count(request: httpx.Request) -> None:
+            if str(request.url) in links:
+                fetched.append(str(request.url))
+
+        def sync() -> tuple[dict[str, int], Receiver]:
+            with b.instance.db.read() as s:
+                peer_id = s.scalar(select(Peer.id).where(Peer.actor_id == a.actor_url))
+            assert peer_id is not None
+
+            async def run() -> tuple[dict[str, int], Receiver]:
+                async with guarded_client(allow_private=True) as client:
+                    client.event_hooks["request"].append(count)
+                    receiver = Receiver(b.app.state.federation, client)
+                    return await receiver.sync_peer(peer_id), receiver
+
+            return asyncio.run(run())
+
+        counts, receiver = sync()
+        assert counts["pages"] >= 4 and counts["failed"] == 0
+        assert uploads_of(b) == {u.infohash for u in published}
+        assert sorted(fetched) == sorted(links)  # each once: early or when applied
+        assert receiver._prefetched == {}
+        with b.instance.db.write() as s:
+            peer = s.scalar(select(Peer).where(Peer.actor_id == a.actor_url))
+            assert peer is not None
+            peer.cursor = 0
+        before = row_counts(b)
+        fetched.clear()
+        counts, _ = sync()
+        assert fetched == [] and counts["failed"] == 0
+        assert row_counts(b) == before
