@@ -1,8 +1,12 @@
 """`holdfast publish PATH --to URL`: make a torrent of a folder, upload it, seed it.
 
-1. If the folder has a holdfast.yaml, it is validated first (nothing is sent if not).
+1. If the folder has a holdfast.yaml, it is validated first, and the arrays it declares
+   are checked against the real ones (shape and dtype, from array metadata only);
+   nothing is hashed or sent if anything is wrong. The file is part of the torrent.
 2. The instance and the token are checked (GET /api/v1/account), and the dataset:
-   `--dataset SLUG` must exist; `--title` creates one (POST /api/v1/datasets).
+   `--dataset SLUG` must exist; `--title` creates one (POST /api/v1/datasets). Without
+   either, the new dataset's title, description, licence and tags come from
+   holdfast.yaml (flags given override the file).
 3. The torrent is made with the instance's announce URL and its web seed
    (`<URL>/webseed/<infohash>/`, BEP 19) in `url-list`.
 4. When `--to` is this machine's own instance (its settings' base URL, from the
@@ -10,7 +14,11 @@
    given, the data is hard-linked (copied across file systems, moved with `--move`)
    into `<storage>/<infohash>/<name>` before the upload is sent, so the instance's
    seeder takes it over as soon as the upload is public.
-5. The torrent is uploaded (POST /api/v1/uploads).
+5. The torrent is uploaded (POST /api/v1/uploads); the metadata of holdfast.yaml is
+   appended to the upload's description (Markdown), so the upload page shows it and
+   search finds it, and the zarr metadata documents are handed to the instance
+   (POST /api/v1/uploads/<infohash>/zarr-metadata) so readers open arrays without
+   swarm traffic.
 6. Otherwise this process keeps seeding it (as `holdfast seed` does) until stopped,
    unless `--no-seed`.
 """
@@ -39,6 +47,14 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from holdfast.arrays.errors import MetadataError, MissingExtraError
+from holdfast.arrays.publish import (
+    Publication,
+    prepare_publication,
+    upload_description,
+    zarr_metadata_files,
+)
+from holdfast.catalogue.schemas import slugify
 from holdfast.cli.seed import ALL_INTERFACES, seed_forever
 from holdfast.seeding.storage import upload_folder
 from holdfast.seeding.webseed import webseed_url
@@ -46,6 +62,9 @@ from holdfast.settings import Settings
 from holdfast.torrents import CreatedTorrent, TorrentError, bencode, create_torrent, parse_torrent
 
 TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+METADATA_FILENAME = "holdfast.yaml"
+MAX_TAGS = 30  # catalogue.schemas.DatasetIn
+MAX_TAG_CHARS = 64
 
 
 class PublishError(click.ClickException):
@@ -136,6 +155,9 @@ class InstanceClient:
             raise PublishError(f"dataset {slug!r}: {self.error(r)}")
         return dict(r.json())
 
+    def slug_taken(self, slug: str) -> bool:
+        return bool(slug) and self.call("GET", f"/api/v1/datasets/{slug}").status_code == 200
+
     def create_dataset(self, fields: dict[str, Any]) -> dict[str, Any]:
         r = self.call("POST", "/api/v1/datasets", json=fields)
         if r.status_code != 201:
@@ -153,6 +175,13 @@ class InstanceClient:
             raise PublishError(f"the upload was refused: {self.error(r)}")
         return dict(r.json())
 
+    def zarr_metadata(self, infohash: str, files: list[dict[str, str]]) -> int:
+        """Hand over the zarr metadata documents; how many the instance kept."""
+        r = self.call("POST", f"/api/v1/uploads/{infohash}/zarr-metadata", json={"files": files})
+        if r.status_code != 200:
+            raise PublishError(f"HTTP {r.status_code}: {self.error(r)}")
+        return len(r.json().get("files") or [])
+
 
 def with_webseed(created: CreatedTorrent, url: str) -> bytes:
     """The torrent with `url` added to its url-list (outside the info dict: same infohash)."""
@@ -168,22 +197,87 @@ def with_webseed(created: CreatedTorrent, url: str) -> bytes:
     return data
 
 
-def check_metadata(path: Path) -> None:
-    """Validate the folder's holdfast.yaml, if it has one."""
-    meta = path / "holdfast.yaml" if path.is_dir() else None
-    if meta is None or not meta.is_file():
-        return
+def warn(message: str) -> None:
+    click.echo(f"warning: {message}", err=True)
+
+
+def read_metadata(path: Path) -> Publication | None:
+    """The checked holdfast.yaml of the folder and its arrays, or None if there is none.
+
+    PublishError (every problem with its line and field) if it is invalid or an array
+    does not match what it declares. Without the `arrays` extra the arrays are not
+    checked (or, without jsonschema, the file itself), and a warning says so.
+    """
+    if not path.is_dir() or not (path / METADATA_FILENAME).is_file():
+        return None
     try:
-        from holdfast.arrays.errors import MetadataError, MissingExtraError
-        from holdfast.arrays.metadata import load_metadata
-    except ImportError:  # pragma: no cover - the arrays area is part of the package
-        return
-    try:
-        load_metadata(meta)
+        try:
+            publication = prepare_publication(path)
+        except (MissingExtraError, ImportError) as exc:
+            publication = prepare_publication(path, arrays=False)
+            warn(f"the arrays were not checked against holdfast.yaml ({exc})")
     except MissingExtraError as exc:
-        click.echo(f"warning: holdfast.yaml not checked ({exc})", err=True)
+        warn(f"holdfast.yaml not checked ({exc})")
+        return None
     except MetadataError as exc:
         raise PublishError(f"holdfast.yaml is not valid:\n{exc}") from None
+    for message in publication.warnings:
+        warn(message)
+    return publication
+
+
+def tags_of(keywords: list[str]) -> list[str]:
+    """Keywords as the catalogue's tags: those it can hold, distinct, at most MAX_TAGS."""
+    tags: list[str] = []
+    for keyword in keywords:
+        if len(keyword) > MAX_TAG_CHARS:
+            continue
+        tag = slugify(keyword, max_length=MAX_TAG_CHARS)
+        if tag and tag not in tags:
+            tags.append(tag)
+    return tags[:MAX_TAGS]
+
+
+def new_dataset_fields(
+    title: str | None,
+    description: str,
+    license_: str,
+    tags: tuple[str, ...],
+    publication: Publication | None,
+) -> dict[str, Any] | None:
+    """The fields of the dataset to create (None: use --dataset); flags override the file."""
+    if publication is not None:
+        title = title or publication.title
+        description = description or publication.description or ""
+        license_ = license_ or publication.license or ""
+        if not tags:
+            tags = tuple(tags_of(publication.keywords))
+    if title is None:
+        return None
+    fields: dict[str, Any] = {"title": title, "description": description}
+    if license_:
+        fields["license"] = license_
+    if tags:
+        fields["tags"] = list(tags)
+    return fields
+
+
+def hand_over_zarr_metadata(
+    client: InstanceClient, infohash: str, files: list[dict[str, str]]
+) -> None:
+    """POST the zarr metadata documents; a refusal is a warning (the upload stands)."""
+    if not files:
+        return
+    try:
+        kept = client.zarr_metadata(infohash, files)
+    except PublishError as exc:
+        warn(
+            f"the instance did not keep the zarr metadata documents ({exc.message}); "
+            "readers will take them from the swarm. A v1 torrent needs --align zarr "
+            "for them to be checked against its pieces."
+        )
+        return
+    click.echo(f"zarr metadata: {kept} documents kept by the instance", err=True)
 
 
 def local_storage(to: str, data_dir: Path | None, storage_dir: Path | None) -> Path | None:
@@ -247,6 +341,13 @@ def unplace(source: Path, target: Path, *, moved: bool) -> None:
 @click.option("--tag", "tags", multiple=True, help="Tag of the new dataset (repeatable).")
 @click.option("--description", default="", help="Description of this upload (Markdown).")
 @click.option(
+    "--align",
+    type=click.Choice(["zarr"]),
+    default=None,
+    help="Align pieces with zarr chunks (a v1 torrent then lets the instance check and "
+    "serve the zarr metadata).",
+)
+@click.option(
     "--token", envvar="HOLDFAST_TOKEN", help="API token of your account [env: HOLDFAST_TOKEN]."
 )
 @click.option(
@@ -285,6 +386,7 @@ def publish(
     license_: str,
     tags: tuple[str, ...],
     description: str,
+    align: str | None,
     token: str | None,
     torrent_version: str,
     torrent_out: Path | None,
@@ -296,22 +398,46 @@ def publish(
     seed_port: int,
     quiet: bool,
 ) -> None:
-    """Publish the file or folder PATH on the instance at --to, and seed it."""
-    if (dataset is None) == (title is None):
-        raise click.UsageError("give exactly one of --dataset SLUG or --title TITLE")
+    """Publish the file or folder PATH on the instance at --to, and seed it.
+
+    A holdfast.yaml in the folder is checked first, against the arrays too; without
+    --dataset or --title the new dataset is described by it.
+    """
+    described = path.is_dir() and (path / METADATA_FILENAME).is_file()
+    if dataset is not None and title is not None:
+        raise click.UsageError("give only one of --dataset SLUG or --title TITLE")
+    if dataset is None and title is None and not described:
+        raise click.UsageError(
+            "give --dataset SLUG or --title TITLE (or describe the folder in holdfast.yaml)"
+        )
     to = to.rstrip("/")
     if urlsplit(to).scheme not in ("http", "https") or not urlsplit(to).hostname:
         raise click.UsageError("--to must be an http(s) URL")
     if not token:
         raise PublishError("an API token is needed: pass --token or set HOLDFAST_TOKEN")
     path = path.resolve()
-    check_metadata(path)
+    publication = read_metadata(path)
+    new_dataset = None
+    if dataset is None:
+        new_dataset = new_dataset_fields(title, dataset_description, license_, tags, publication)
+        if new_dataset is None:
+            raise click.UsageError(
+                "holdfast.yaml could not be read for a title: give --title or --dataset"
+            )
+    if publication is not None:
+        description = upload_description(description, publication)
     show = not quiet
     client = InstanceClient(to, token)
     try:
         account = client.account()
         if dataset is not None:
             slug = str(client.dataset(dataset)["slug"])
+        elif new_dataset is not None and client.slug_taken(slugify(new_dataset["title"])):
+            taken = slugify(new_dataset["title"])
+            raise PublishError(
+                f"a dataset with the slug {taken!r} already exists: add this upload to it "
+                f"with --dataset {taken}, or give the new dataset another --title"
+            )
         storage = local_storage(to, data_dir, storage_dir)
 
         with progress_bar("hashing", show) as report:
@@ -319,6 +445,7 @@ def publish(
                 created = create_torrent(
                     path,
                     version=torrent_version,  # type: ignore[arg-type]
+                    align=align,  # type: ignore[arg-type]
                     trackers=[f"{to}/announce"],
                     progress=report,
                 )
@@ -329,13 +456,8 @@ def publish(
         if torrent_out is not None:
             torrent_out.write_bytes(data)
 
-        if title is not None:
-            fields: dict[str, Any] = {"title": title, "description": dataset_description}
-            if license_:
-                fields["license"] = license_
-            if tags:
-                fields["tags"] = list(tags)
-            slug = str(client.create_dataset(fields)["slug"])
+        if new_dataset is not None:
+            slug = str(client.create_dataset(new_dataset)["slug"])
 
         placed: Path | None = None
         if storage is not None:
@@ -349,6 +471,11 @@ def publish(
             if placed is not None:
                 unplace(path, placed, moved=move)
             raise
+        if publication is not None:
+            files = publication.metadata_files
+            if torrent.name != path.name:
+                files = zarr_metadata_files(path, torrent.name)
+            hand_over_zarr_metadata(client, torrent.infohash, files)
     finally:
         client.close()
 
