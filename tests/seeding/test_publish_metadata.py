@@ -14,6 +14,13 @@ from typing import Any
 import httpx
 import pytest
 
+from holdfast.arrays.publish import (
+    CONTENTS_HEADING,
+    SHORTENED_NOTE,
+    prepare_publication,
+    upload_description,
+)
+from holdfast.catalogue.text import render_markdown, words
 from holdfast.seeding.storage import upload_folder
 from holdfast.torrents import parse_torrent
 from tests.seeding.live import Live, holdfast, live_instance, publish_env
@@ -214,3 +221,39 @@ def test_a_wrong_description_stops_before_anything_is_sent(
         r = holdfast("publish", str(source), "--to", live.base_url, env=publish_env(live))
         assert r.returncode == 2 and "holdfast.yaml" in r.stderr
         assert live.api("/api/v1/uploads")["total"] == 0
+
+        # Without zarr the arrays cannot be checked: the file still is, and it says so.
+        (source / "holdfast.yaml").write_text(YAML.replace("dtype: float32", "dtype: int16"))
+        blocker = tmp_path / "no-zarr" / "zarr"
+        blocker.mkdir(parents=True)
+        (blocker / "__init__.py").write_text("raise ImportError(\"No module named 'zarr'\")\n")
+        env = publish_env(live) | {"PYTHONPATH": str(blocker.parent)}
+        r = holdfast("publish", str(source), "--to", live.base_url, "--quiet", env=env)
+        assert r.returncode == 0, r.stderr
+        assert "the arrays were not checked against holdfast.yaml" in r.stderr
+        assert "zarr metadata: 1 documents kept" in r.stderr
+        upload = live.api(f"/api/v1/uploads/{infohash_of(r.stdout)}")
+        assert "`int16`" in upload["description"]
+
+
+def test_the_description_section_stays_within_the_instance_limit(tmp_path: Path) -> None:
+    long_text = "A sentence about krill and sonar. " * 4000  # ~136,000 characters
+    text = YAML.replace(
+        "  Split-beam echosounder pings", "  " + long_text + "\n  Split-beam echosounder pings"
+    )
+    publication = prepare_publication(described_folder(tmp_path / "long", text))
+    own = "Our *own* words | kept whole."
+    description = upload_description(own, publication)
+    assert len(description) <= 100_000
+    assert description.startswith(own + "\n\n" + CONTENTS_HEADING)
+    assert description.endswith(SHORTENED_NOTE)
+    assert len(upload_description(own, publication, limit=60)) == len(own)  # no room
+
+    # Not shortened: every word search would index is in the section, and it renders.
+    publication = prepare_publication(described_folder(tmp_path / "short"))
+    description = upload_description("", publication)
+    assert description.startswith(CONTENTS_HEADING)
+    assert set(words(publication.search_text)) <= set(words(description))
+    html = render_markdown(description)
+    assert "<strong>Creators:</strong> Ada Lovelace" in html
+    assert "<td><code>backscatter.zarr</code></td>" in html
