@@ -117,7 +117,7 @@ def policy(request: Request, actor: RequireAdmin) -> dict[str, Any]:
     return {
         "federation": fed.settings.federation,
         "mode": fed.settings.federation_mode,
-        "auto_accept_follows": fed.settings.federation_auto_accept,
+        "auto_accept_follows": fed.auto_accept,
         "allowed": sorted({p.host for p in peers if p.allowed}),
         "blocked": sorted({p.host for p in peers if p.blocked}),
         "review": sorted({p.actor_id for p in peers if p.trust == "review"}),

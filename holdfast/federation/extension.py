@@ -11,6 +11,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
+from holdfast.accounts.instance_values import values_of
 from holdfast.federation import admin, routes
 from holdfast.federation.netguard import guarded_client
 from holdfast.federation.service import Federation
@@ -23,7 +24,7 @@ def install(
     settings = instance.settings
     if not settings.federation:
         return None
-    federation = Federation(instance.db, settings)
+    federation = Federation(instance.db, settings, values_of(instance))
     federation.keys  # noqa: B018 - made and stored now, never inside another transaction
     instance.services["federation"] = federation
     app.state.federation = federation

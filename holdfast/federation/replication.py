@@ -215,7 +215,7 @@ class Receiver:
         if id_of(activity.get("object")) != self.fed.identity.actor_url:
             raise Refused("a Follow must name this instance's actor")
         peer = await self.fed.actor(self.client, sender)
-        auto = self.fed.settings.federation_auto_accept
+        auto = self.fed.auto_accept
         follow_id = id_of(activity) or ""
         with self.db.write() as s:
             row = s.scalar(

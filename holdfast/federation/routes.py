@@ -135,11 +135,10 @@ def nodeinfo(request: Request) -> Response:
             )
             or 0
         )
-    settings = fed.settings
     document = nodeinfo_document(
         NodeInfoInput(
-            node_name=settings.instance_title,
-            open_registrations=bool(getattr(settings, "open_registrations", False)),
+            node_name=fed.identity.title,
+            open_registrations=fed.open_registration,
             users_total=users,
             datasets=local_datasets,
             uploads=local_uploads,

@@ -15,6 +15,7 @@ proof embedded unchanged, so our followers obtain it even when its origin is gon
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import secrets
@@ -23,7 +24,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -62,6 +63,9 @@ from holdfast.federation.models import (
 )
 from holdfast.federation.proofs import create_proof
 from holdfast.settings import Settings
+
+if TYPE_CHECKING:
+    from holdfast.accounts.instance_values import InstanceValues
 
 log = logging.getLogger("holdfast.federation")
 
@@ -169,10 +173,14 @@ class Federation:
 
     outbox_page_size = 50
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(
+        self, db: Database, settings: Settings, values: InstanceValues | None = None
+    ) -> None:
         self.db = db
         self.settings = settings
-        self.identity = InstanceIdentity(
+        # Run-time settings an admin may change without a restart (title, auto-accept).
+        self.values = values
+        self._identity = InstanceIdentity(
             base_url=settings.base_url,
             name=settings.instance_name,
             title=settings.instance_title,
@@ -182,6 +190,30 @@ class Federation:
         self.cache = PeerCache.of(db)
 
     # ------------------------------------------------------------------ identity
+
+    @property
+    def identity(self) -> InstanceIdentity:
+        if self.values is None:
+            return self._identity
+        current = self.values.current()
+        return dataclasses.replace(
+            self._identity,
+            title=current.instance_title,
+            manually_approves_followers=not current.federation_auto_accept,
+        )
+
+    @property
+    def auto_accept(self) -> bool:
+        """Whether follows from peers are accepted without an admin's review."""
+        if self.values is None:
+            return self.settings.federation_auto_accept
+        return self.values.current().federation_auto_accept
+
+    @property
+    def open_registration(self) -> bool:
+        if self.values is None:
+            return self.settings.open_registration
+        return self.values.current().open_registration
 
     @property
     def base_url(self) -> str:
@@ -238,7 +270,7 @@ class Federation:
             mode=self.settings.federation_mode,
             peers=tuple(hosts),
             publish_peers=False,
-            auto_accept_follows=self.settings.federation_auto_accept,
+            auto_accept_follows=self.auto_accept,
         )
 
     def sign(self, method: str, url: str, body: bytes | None = None) -> dict[str, str]:

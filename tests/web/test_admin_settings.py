@@ -310,3 +310,22 @@ def test_an_unreadable_stored_value_falls_back_to_the_default(app, instance):
     assert "setup_token_hash" not in admin.get("/admin").text
     with instance.db.read() as s:
         assert s.get(InstanceValue, "setup_token_hash") is not None
+
+
+def test_federation_documents_follow_the_run_time_settings(client, instance):
+    boss = make_user(instance, "boss2", Role.admin)
+    values = values_of(instance)
+    values.set(
+        boss.account,
+        {"instance_title": "Tide gauge archive", "federation_auto_accept": False},
+    )
+    values.set(boss.account, {"open_registration": True})
+    actor = client.get("/actor", headers={"Accept": "application/activity+json"}).json()
+    assert actor["manuallyApprovesFollowers"] is True
+    nodeinfo = client.get("/nodeinfo/2.1").json()
+    assert nodeinfo["openRegistrations"] is True
+    assert nodeinfo["metadata"]["nodeName"] == "Tide gauge archive"
+    values.set(boss.account, {"open_registration": False, "federation_auto_accept": True})
+    assert client.get("/nodeinfo/2.1").json()["openRegistrations"] is False
+    actor = client.get("/actor", headers={"Accept": "application/activity+json"}).json()
+    assert actor["manuallyApprovesFollowers"] is False
