@@ -31,9 +31,25 @@ def bind_loopback(port: int = 0) -> socket.socket:
 
 
 def announce(info: dict[str, Any]) -> None:
-    """Called by the child: report what it serves (one line on stdout)."""
+    """Called by the child: report what it serves (one line on stdout).
+
+    From then on the child also ends itself when its parent is gone (a test run or
+    benchmark killed before it could stop its children), so no server outlives it.
+    """
     sys.stdout.write(json.dumps(info) + "\n")
     sys.stdout.flush()
+    _exit_with_parent(os.getppid())
+
+
+def _exit_with_parent(parent: int) -> None:
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 class ChildServer:
