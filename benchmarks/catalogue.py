@@ -150,18 +150,22 @@ def timed(fn, repeat: int = 1) -> list[float]:
     return out
 
 
-def main() -> None:
+def catalogue_arguments() -> argparse.ArgumentParser:
+    """The catalogue's size and database, shared by this benchmark and pages.py."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--datasets", type=int, default=10_000)
     ap.add_argument("--uploads", type=int, default=100_000)
     ap.add_argument("--files", type=int, default=100_000)
     ap.add_argument("--database-url", default=None)
-    args = ap.parse_args()
+    return ap
 
-    tmp = Path(tempfile.mkdtemp(prefix="holdfast-bench-"))
-    settings = Settings(
+
+def catalogue_settings(prefix: str, database_url: str | None) -> Settings:
+    """Settings of a fresh benchmark instance in a new temporary folder."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    return Settings(
         data_dir=tmp,
-        database_url=args.database_url,
+        database_url=database_url,
         run_jobs=False,
         config_file=tmp / "none.toml",
         max_torrent_bytes=256 << 20,
@@ -170,6 +174,11 @@ def main() -> None:
         tracker_udp_port=0,
         seeder=False,
     )
+
+
+def main() -> None:
+    args = catalogue_arguments().parse_args()
+    settings = catalogue_settings("holdfast-bench-", args.database_url)
     print(f"load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     app = create_app(settings)
     instance = app.state.instance

@@ -16,7 +16,6 @@ script it loads, uncompressed and gzipped. Prints a Markdown table. Targets: und
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import http.client
 import os
@@ -24,7 +23,6 @@ import re
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,11 +32,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fastapi.testclient import TestClient
 from sqlalchemy import insert, select, text, update
 
-from benchmarks.catalogue import build, synthetic_torrent
+from benchmarks.catalogue import (
+    build,
+    catalogue_arguments,
+    catalogue_settings,
+    synthetic_torrent,
+)
 from holdfast.accounts.models import Role
 from holdfast.app import create_app
 from holdfast.catalogue.models import Dataset, Tag, Upload, dataset_tags
-from holdfast.settings import Settings
 
 TTFB_TARGET_MS = 100
 WEIGHT_TARGET_KB = 100
@@ -121,26 +123,11 @@ def free_port() -> int:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--datasets", type=int, default=10_000)
-    ap.add_argument("--uploads", type=int, default=100_000)
-    ap.add_argument("--files", type=int, default=100_000)
+    ap = catalogue_arguments()
     ap.add_argument("--requests", type=int, default=20)
-    ap.add_argument("--database-url", default=None)
     args = ap.parse_args()
-
-    tmp = Path(tempfile.mkdtemp(prefix="holdfast-pages-"))
-    settings = Settings(
-        data_dir=tmp,
-        database_url=args.database_url,
-        run_jobs=False,
-        config_file=tmp / "none.toml",
-        max_torrent_bytes=256 << 20,
-        # The catalogue alone: no federation deliveries, the tracker on any free port.
-        federation=False,
-        tracker_udp_port=0,
-        seeder=False,
-    )
+    settings = catalogue_settings("holdfast-pages-", args.database_url)
+    tmp = settings.data_dir
     app = create_app(settings)
     instance = app.state.instance
     t0 = time.perf_counter()
