@@ -67,6 +67,12 @@ def test_backfill_live_changes_and_a_stopped_origin(make_settings: Any, tmp_path
         response = follow(b, b_admin, a.actor_url)
         assert response.status_code == 202, response.text
         wait_until(lambda: uploads_of(b) == published, timeout=TIMEOUT, what="backfill")
+
+        def synced() -> bool:
+            peers = httpx.get(f"{b.base_url}/api/v1/federation/peers", headers=b_admin).json()
+            return any(p["actor"] == a.actor_url and p["synced_at"] for p in peers)
+
+        wait_until(synced, timeout=TIMEOUT, what="the end of the outbox")
         peers = httpx.get(f"{b.base_url}/api/v1/federation/peers", headers=b_admin).json()
         assert [p["cursor"] for p in peers if p["actor"] == a.actor_url] == [6]
         # The mirrored upload is a catalogue row with its provenance, its .torrent served here.

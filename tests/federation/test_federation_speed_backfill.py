@@ -47,6 +47,12 @@ def row_counts(node: InstanceThread) -> tuple[int, ...]:
         )
 
 
+def synced(node: InstanceThread, origin: str) -> bool:
+    """The peer's outbox has been read to its end (the cursor is saved before this)."""
+    with node.instance.db.read() as s:
+        return s.scalar(select(Peer.synced_at).where(Peer.actor_id == origin)) is not None
+
+
 def torrent_link(node: InstanceThread, infohash: str) -> str:
     with node.instance.db.read() as s:
         for text in s.scalars(select(OutboxItem.json)):
@@ -105,6 +111,7 @@ def test_backfill_by_pages_tolerates_an_unfetchable_torrent_and_is_idempotent(
         assert response.status_code == 202, response.text
         wanted = set(published) - {stuck}
         wait_until(lambda: uploads_of(b) == wanted, timeout=TIMEOUT, what="backfill")
+        wait_until(lambda: synced(b, a.actor_url), timeout=TIMEOUT, what="the end of the outbox")
         states = object_states(b, a.actor_url)
         assert sorted(states.values()).count("current") == 2 + 8  # datasets and uploads
         assert list(states.values()).count("unfetched") == 1
