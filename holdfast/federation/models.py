@@ -110,9 +110,10 @@ class FedObject(Base):
 
     __tablename__ = "federation_objects"
     __table_args__ = (
-        Index("ix_federation_objects_dataset_ref", "dataset_ref"),
+        # With the kind: a dataset's own objects are found without reading its uploads'.
+        Index("ix_federation_objects_dataset_ref_kind", "dataset_ref", "kind"),
         Index("ix_federation_objects_upload_id", "upload_id"),
-        Index("ix_federation_objects_dataset_id", "dataset_id"),
+        Index("ix_federation_objects_dataset_id_kind", "dataset_id", "kind"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

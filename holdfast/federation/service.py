@@ -539,10 +539,11 @@ class Federation:
             json=dumps(activity),
         )
         s.add(item)
-        s.flush()
         targets = self.follower_inboxes(s) if inboxes is None else sorted(set(inboxes))
         if targets:
             from holdfast.federation.jobs import queue_deliveries
+
+            s.flush()  # the deliveries name the item's id
 
             queue_deliveries(s, item.id, targets)
         return item
@@ -795,8 +796,8 @@ class Federation:
             live = [o for o in mirrored[upload_id] if o.state == ObjectState.current.value]
             if live:
                 announce.append((live[0], upload))
-        for dataset_id in sorted({u.dataset_id for _, u in announce}):
-            self.publish_dataset(s, dataset_id)
+        inboxes = self.follower_inboxes(s) if announce else []
+        self._announce_mirrored_datasets(s, sorted({u.dataset_id for _, u in announce}), inboxes)
         if announce:
             done = set(
                 s.scalars(
@@ -806,7 +807,6 @@ class Federation:
                     )
                 )
             )
-            inboxes = self.follower_inboxes(s)
             for obj, upload in announce:
                 if obj.object_id[:2048] in done:
                     continue
@@ -816,6 +816,55 @@ class Federation:
                 )
                 self.add_outbox(s, activity, inboxes=inboxes)
         return rest
+
+    def _announce_mirrored_datasets(
+        self, s: Session, dataset_ids: list[int], inboxes: list[str]
+    ) -> None:
+        """`publish_dataset` for the datasets of a page of mirrored uploads, with three
+        reads for all of them: each mirrored, approved dataset's latest current object
+        is announced once; a dataset that is not mirrored goes through `publish_dataset`."""
+        if not dataset_ids:
+            return
+        statuses = dict(
+            s.execute(select(Dataset.id, Dataset.status).where(Dataset.id.in_(dataset_ids))).all()
+        )
+        mirrored: set[int] = set()
+        latest: dict[int, FedObject] = {}
+        for obj in s.scalars(
+            select(FedObject)
+            .where(
+                FedObject.dataset_id.in_(dataset_ids),
+                FedObject.kind == "dataset",
+                FedObject.local.is_(False),
+            )
+            .order_by(FedObject.id)
+        ):
+            dataset_id = int(obj.dataset_id or 0)
+            mirrored.add(dataset_id)
+            if obj.state == ObjectState.current.value:
+                latest[dataset_id] = obj
+        wanted = [
+            latest[d]
+            for d in dataset_ids
+            if d in latest and statuses.get(d) == Status.approved.value
+        ]
+        done = set(
+            s.scalars(
+                select(OutboxItem.object_id).where(
+                    OutboxItem.type == "Announce",
+                    OutboxItem.object_id.in_({o.object_id for o in wanted}),
+                )
+            )
+            if wanted
+            else ()
+        )
+        for obj in wanted:
+            if obj.object_id not in done:
+                done.add(obj.object_id)
+                self.add_outbox(s, self.activity("Announce", json.loads(obj.json)), inboxes=inboxes)
+        for dataset_id in dataset_ids:
+            if dataset_id not in mirrored and dataset_id in statuses:
+                self.publish_dataset(s, dataset_id)
 
     def publish_upload(self, s: Session, upload_id: int) -> FedObject | None:
         upload = s.get(Upload, upload_id)
