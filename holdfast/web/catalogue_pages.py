@@ -32,6 +32,7 @@ from holdfast.web.feeds import feed_service
 from holdfast.web.forms import PagesDep, VisitorDep, render_page
 from holdfast.web.history import history
 from holdfast.web.linked_data import JSONLD_TYPE, dataset_jsonld, upload_jsonld, wants_jsonld
+from holdfast.web.provenance import origin_marks, provenance_of, search_marks
 from holdfast.web.sizes import parse_size
 
 router = APIRouter(include_in_schema=False)
@@ -119,6 +120,7 @@ def dataset_list(
         "params": params,
         "threat_options": THREAT_OPTIONS,
         "sort_options": SORT_OPTIONS,
+        "origins": origin_marks(instance, datasets=[d.id for d in result.items]),
     }
     if hx_target(request) == "dataset-results":
         return render_page(request, pages, visitor, "_dataset_results.html", context)
@@ -174,6 +176,7 @@ def search_page(
         "errors": errors,
         "search_query": q,
         "threat_options": THREAT_OPTIONS,
+        "origins": search_marks(instance, result),
     }
     status = 422 if errors else 200
     if hx_target(request) == "search-results":
@@ -210,6 +213,7 @@ def dataset_page(
         "jsonld": _dataset_ld(instance, dataset, uploads.items),
         "report_kinds": REPORT_KINDS,
         "params": {},
+        "provenance": provenance_of(instance, dataset=dataset),
     }
     return render_page(
         request, pages, visitor, "dataset.html", context, headers={"Vary": "Accept, Cookie"}
@@ -317,6 +321,7 @@ def upload_page(
     )
     context["tracker_rows"] = tracker_rows(instance, upload)
     context["seeding"] = seeding_of(instance, upload)
+    context["provenance"] = provenance_of(instance, upload=upload)
     context["jsonld"] = (
         upload_jsonld(
             upload,

@@ -5,7 +5,8 @@
     /feeds/tags/{tag}.rss         newest uploads of datasets with this tag
     /feeds/datasets/{slug}.rss    newest uploads of one dataset
 
-(each also as `.atom`). Feeds show what anonymous readers see, whoever asks.
+(each also as `.atom`). Feeds show what anonymous readers see, whoever asks. An
+upload mirrored from a peer names the instance it came from.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from holdfast.catalogue.models import Upload
 from holdfast.errors import NotFound
 from holdfast.feeds import Feed, FeedInfo, FeedItem, Feeds, atom_feed, rss_feed
 from holdfast.instance import Instance
+from holdfast.web.provenance import origin_marks
 from holdfast.web.rendering import filesize
 
 router = APIRouter(include_in_schema=False)
@@ -38,13 +40,15 @@ def feed_service(instance: Instance) -> Feeds:
     return feeds
 
 
-def _item(upload: Upload, base: str, torrent_length: int) -> FeedItem:
+def _item(upload: Upload, base: str, torrent_length: int, origin: str | None = None) -> FeedItem:
     seeders = "not measured yet" if upload.seeders is None else str(upload.seeders)
     summary = (
         f"{upload.name}, part of the dataset {upload.dataset.title}. "
         f"{filesize(upload.total_size)} in {upload.file_count} file"
         f"{'' if upload.file_count == 1 else 's'}. Seeders: {seeders}."
     )
+    if origin is not None:
+        summary += f" Mirrored from {origin}."
     return FeedItem(
         title=f"{upload.name} ({upload.dataset.title})",
         url=f"{base}/uploads/{upload.infohash}",
@@ -66,7 +70,11 @@ def check_format(fmt: str) -> None:
 
 def _respond(instance: Instance, feed: Feed, fmt: str, info: FeedInfo) -> Response:
     base = instance.base_url
-    items = [_item(u, base, feed.torrent_sizes.get(u.id, 0)) for u in feed.uploads]
+    origins = origin_marks(instance, uploads=[u.id for u in feed.uploads])
+    items = [
+        _item(u, base, feed.torrent_sizes.get(u.id, 0), origins.host("upload", u.id))
+        for u in feed.uploads
+    ]
     body = rss_feed(info, items) if fmt == "rss" else atom_feed(info, items)
     return Response(
         body,
