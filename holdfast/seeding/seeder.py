@@ -31,6 +31,7 @@ import libtorrent as lt
 from sqlalchemy import select
 from sqlalchemy.orm import aliased
 
+from holdfast.arrays.sockets import set_nodelay
 from holdfast.catalogue.models import Dataset, Status, TorrentBlob, Upload
 from holdfast.db import Changes, Database
 from holdfast.seeding.storage import resume_file, upload_folder, upload_key
@@ -59,6 +60,14 @@ def session_settings(
     (uTP on loopback is ~10x slower) and only TCP to 127.0.0.1 is used. Elsewhere the
     DHT and uTP stay on; UPnP, NAT-PMP and local discovery are off (a server has no
     router to ask and no LAN to announce to). Every peer may share one IP (NAT, tests).
+
+    Tuned for readers that fetch a few pieces at a time (holdfast.open_zarr): a
+    reader with nothing left to want counts as finished, and libtorrent would drop
+    that "redundant" connection, so its next slice would wait for a new connection;
+    every interested peer is unchoked at once (no unchoke slots to wait for: the
+    connection limit and the upload rate limit bound the load); and the loop ticks
+    every 100 ms instead of 500. TCP_NODELAY on the peer connections is set by the
+    Seeder as they connect (libtorrent has no setting for it).
     """
     loopback = host in _LOOPBACK_HOSTS
     listen_host = f"[{host}]" if ":" in host else host
@@ -77,9 +86,14 @@ def session_settings(
         "upload_rate_limit": upload_rate,
         "download_rate_limit": download_rate,
         "stop_tracker_timeout": 1,
+        "close_redundant_connections": False,
+        "unchoke_slots_limit": -1,
+        "tick_interval": 100,
         "alert_mask": lt.alert_category.error
         | lt.alert_category.status
-        | lt.alert_category.storage,
+        | lt.alert_category.storage
+        | lt.alert_category.connect  # peer_connect_alert: outgoing connections
+        | lt.alert_category.peer,  # incoming_connection_alert: accepted ones
         "user_agent": "holdfast",
     }
     if loopback:
@@ -417,8 +431,19 @@ class Seeder:
                     entry = self._by_handle.get(alert.handle)
                 if entry is not None:
                     self._save_resume(entry)
+            elif isinstance(alert, (lt.peer_connect_alert, lt.incoming_connection_alert)):
+                self._nodelay(alert)
             elif isinstance(alert, (lt.file_error_alert, lt.torrent_error_alert)):
                 log.warning("seeder: %s", alert.message())
+
+    def _nodelay(self, alert: Any) -> None:
+        """TCP_NODELAY on a new peer connection: a reader's request, and the seeder's
+        unchoke after its choke, must not wait for the other side's delayed ACK."""
+        try:
+            host, port = alert.endpoint[0], alert.endpoint[1]
+        except (AttributeError, IndexError, TypeError):  # pragma: no cover - bindings
+            return
+        set_nodelay({(str(host), int(port))})
 
     def _write_resume(self, entry: Entry, data: bytes) -> None:
         with self._lock:

@@ -178,3 +178,45 @@ def test_a_peer_downloads_from_the_seeder(world: World, tmp_path: Path) -> None:
     wait_until(lambda: world.seeder.state(stored.upload.id).uploaded > 0, 10, "upload stats")
     state = world.seeder.state(stored.upload.id)
     assert state.ratio > 0.9
+
+
+def _nodelay_of(peer: tuple[str, int]) -> bool | None:
+    """TCP_NODELAY of this process's socket connected to `peer` (None if there is none)."""
+    import socket
+
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            sock = socket.socket(fileno=int(name))
+        except (OSError, ValueError):
+            continue
+        try:
+            if sock.type == socket.SOCK_STREAM and sock.getpeername()[:2] == peer:
+                return bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        except OSError:
+            continue
+        finally:
+            sock.detach()
+    return None
+
+
+def test_peer_connections_get_tcp_nodelay(world: World, tmp_path: Path) -> None:
+    """A reader's small requests and the seeder's unchoke must not wait for a delayed
+    ACK: the seeder turns Nagle's algorithm off on each peer connection it accepts, and
+    on no other socket."""
+    import socket
+
+    stored = stored_upload(world.instance, world.uploader, world.dataset, tmp_path)
+    wait_seeding(world, stored.upload.id)
+    with socket.create_connection(("127.0.0.1", world.seeder.port), timeout=5) as peer:
+        here = peer.getsockname()[:2]
+        wait_until(lambda: _nodelay_of(here) is True, 10, "TCP_NODELAY on the connection")
+        # the connecting side is a socket of this process too, not a seeder's peer
+        assert not peer.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+
+def test_session_keeps_finished_readers_and_unchokes_at_once() -> None:
+    from holdfast.seeding.seeder import session_settings
+
+    pack = session_settings(host="127.0.0.1", port=0)
+    assert pack["close_redundant_connections"] is False
+    assert pack["unchoke_slots_limit"] == -1
