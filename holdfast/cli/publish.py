@@ -471,10 +471,8 @@ def publish(
             if placed is not None:
                 unplace(path, placed, moved=move)
             raise
-        if publication is not None:
-            files = publication.metadata_files
-            if torrent.name != path.name:
-                files = zarr_metadata_files(path, torrent.name)
+        if path.is_dir():  # with or without holdfast.yaml
+            files = zarr_metadata_files(path, torrent.name)
             hand_over_zarr_metadata(client, torrent.infohash, files)
     finally:
         client.close()
