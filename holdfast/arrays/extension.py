@@ -7,6 +7,9 @@
 - `POST /api/v1/uploads/{infohash}/zarr-metadata`: the uploader (or a moderator) hands
   them over after publishing, e.g. `holdfast publish` with
   holdfast.arrays.publish.prepare_publication(...).metadata_files.
+- `GET /api/v1/uploads/{infohash}/metadata`, `POST` (uploader or moderator): the
+  upload's holdfast.yaml, checked against the torrent and validated, shown on the
+  dataset and upload pages and indexed for search (holdfast.arrays.stored).
 
 Every document is checked against the upload's torrent piece hashes before it is stored
 or served, so the instance can only ever hand out the torrent's own bytes; a document
@@ -15,8 +18,9 @@ refused. Documents handed over are kept in `<storage_dir>/zarr-metadata/<infohas
 without them, the ones the instance's seeder holds under `<storage_dir>/<infohash>/` are
 served. The instance fetches nothing from elsewhere for this.
 
-Imports only the standard library, FastAPI and holdfast's own torrent code: it runs on
-instances installed without the `arrays` extra.
+Imports only the standard library, FastAPI, SQLAlchemy and holdfast's own code: it runs
+on instances installed without the `arrays` extra (whose jsonschema reading holdfast.yaml
+needs; without it the file is refused with a clear error).
 """
 
 from __future__ import annotations
@@ -225,6 +229,51 @@ def store_zarr_metadata(
     _answers(instance).drop(key)
     return ZarrMetadataOut(
         infohash=key, source="published" if documents else "none", files=documents
+    )
+
+
+class UploadMetadataIn(BaseModel):
+    content: str | None = Field(
+        description="The exact text of the torrent's `<name>/holdfast.yaml`; null forgets "
+        "what was handed over before.",
+        max_length=1024 * 1024,
+    )
+
+
+class UploadMetadataOut(BaseModel):
+    infohash: str
+    metadata: dict[str, Any] | None = Field(
+        description="The fields the pages show (title, description, creators, license, "
+        "keywords, coverage, related_identifiers, files with shapes, dtypes and units), "
+        "or null when none was handed over."
+    )
+
+
+@router.get("/uploads/{infohash}/metadata", response_model=UploadMetadataOut)
+def upload_metadata(
+    infohash: str, viewer: CurrentAccount, instance: InstanceDep
+) -> UploadMetadataOut:
+    """The upload's holdfast.yaml as the instance keeps it (checked against its torrent)."""
+    from holdfast.arrays.stored import stored_display
+
+    upload = instance.catalogue.get_upload(viewer, infohash)
+    return UploadMetadataOut(infohash=upload.infohash, metadata=stored_display(instance, upload.id))
+
+
+@router.post("/uploads/{infohash}/metadata", response_model=UploadMetadataOut)
+def store_upload_metadata(
+    infohash: str, body: UploadMetadataIn, actor: RequireAccount, instance: InstanceDep
+) -> UploadMetadataOut:
+    """Hand over your upload's holdfast.yaml: it must be the torrent's own file and valid
+    (errors name the line and field). The pages show it and search finds its words."""
+    from holdfast.arrays.stored import store_metadata
+
+    upload, data = instance.catalogue.torrent_bytes(actor, infohash)
+    if not can_edit(actor, upload.status, upload.account_id):
+        raise PermissionDenied("only the uploader or a moderator may change this upload")
+    row = store_metadata(instance, actor, upload, parse_torrent(data), body.content)
+    return UploadMetadataOut(
+        infohash=upload.infohash, metadata=None if row is None else dict(row.display)
     )
 
 

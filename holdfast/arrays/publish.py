@@ -12,9 +12,10 @@ folder as they will appear in its torrent (`<folder name>/<path>`, the layout of
 `create_torrent(folder)`), so the instance can serve them and opening an array costs no
 swarm traffic.
 
-`upload_description(text, publication)` is the upload's Markdown description with the
-metadata appended as a readable section (`display_markdown`), which the instance renders
-on the upload page and indexes for search.
+`holdfast publish` hands holdfast.yaml itself to the instance, which keeps its fields
+for the pages and search (holdfast.arrays.stored). `upload_description(text,
+publication)` is a Markdown description with the metadata appended as a readable
+section (`display_markdown`), for places that take only a description.
 """
 
 from __future__ import annotations

@@ -14,9 +14,10 @@
    given, the data is hard-linked (copied across file systems, moved with `--move`)
    into `<storage>/<infohash>/<name>` before the upload is sent, so the instance's
    seeder takes it over as soon as the upload is public.
-5. The torrent is uploaded (POST /api/v1/uploads); the metadata of holdfast.yaml is
-   appended to the upload's description (Markdown), so the upload page shows it and
-   search finds it, and the zarr metadata documents are handed to the instance
+5. The torrent is uploaded (POST /api/v1/uploads); holdfast.yaml is handed to the
+   instance (POST /api/v1/uploads/<infohash>/metadata), which checks it against the
+   torrent, shows it on the dataset and upload pages and indexes it for search; and
+   the zarr metadata documents of the folder are handed over too
    (POST /api/v1/uploads/<infohash>/zarr-metadata) so readers open arrays without
    swarm traffic.
 6. Otherwise this process keeps seeding it (as `holdfast seed` does) until stopped,
@@ -51,7 +52,6 @@ from holdfast.arrays.errors import MetadataError, MissingExtraError
 from holdfast.arrays.publish import (
     Publication,
     prepare_publication,
-    upload_description,
     zarr_metadata_files,
 )
 from holdfast.catalogue.schemas import slugify
@@ -175,6 +175,13 @@ class InstanceClient:
             raise PublishError(f"the upload was refused: {self.error(r)}")
         return dict(r.json())
 
+    def metadata(self, infohash: str, content: str) -> dict[str, Any]:
+        """Hand over holdfast.yaml; the fields the instance shows."""
+        r = self.call("POST", f"/api/v1/uploads/{infohash}/metadata", json={"content": content})
+        if r.status_code != 200:
+            raise PublishError(f"HTTP {r.status_code}: {self.error(r)}")
+        return dict(r.json().get("metadata") or {})
+
     def zarr_metadata(self, infohash: str, files: list[dict[str, str]]) -> int:
         """Hand over the zarr metadata documents; how many the instance kept."""
         r = self.call("POST", f"/api/v1/uploads/{infohash}/zarr-metadata", json={"files": files})
@@ -278,6 +285,23 @@ def hand_over_zarr_metadata(
         )
         return
     click.echo(f"zarr metadata: {kept} documents kept by the instance", err=True)
+
+
+def hand_over_metadata(client: InstanceClient, infohash: str, path: Path) -> None:
+    """POST holdfast.yaml exactly as it is in the torrent; a refusal is a warning."""
+    try:
+        content = (path / METADATA_FILENAME).read_bytes().decode("utf-8")
+        client.metadata(infohash, content)
+    except (OSError, UnicodeDecodeError) as exc:  # pragma: no cover - it was read before
+        warn(f"holdfast.yaml could not be read again: {exc}")
+        return
+    except PublishError as exc:
+        warn(
+            f"the instance did not keep holdfast.yaml ({exc.message}); it is in the "
+            "torrent, but the instance's pages and search do not show it"
+        )
+        return
+    click.echo("metadata: holdfast.yaml kept by the instance", err=True)
 
 
 def local_storage(to: str, data_dir: Path | None, storage_dir: Path | None) -> Path | None:
@@ -424,8 +448,6 @@ def publish(
             raise click.UsageError(
                 "holdfast.yaml could not be read for a title: give --title or --dataset"
             )
-    if publication is not None:
-        description = upload_description(description, publication)
     show = not quiet
     client = InstanceClient(to, token)
     try:
@@ -471,6 +493,8 @@ def publish(
             if placed is not None:
                 unplace(path, placed, moved=move)
             raise
+        if publication is not None:
+            hand_over_metadata(client, torrent.infohash, path)
         if path.is_dir():  # with or without holdfast.yaml
             files = zarr_metadata_files(path, torrent.name)
             hand_over_zarr_metadata(client, torrent.infohash, files)

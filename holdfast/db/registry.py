@@ -19,6 +19,7 @@ MODEL_MODULES = (
     "holdfast.swarm.models",
     "holdfast.seeding.models",
     "holdfast.federation.models",
+    "holdfast.arrays.models",
 )
 
 

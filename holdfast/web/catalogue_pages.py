@@ -17,6 +17,7 @@ from sqlalchemy import select
 from holdfast.accounts.instance_values import values_of
 from holdfast.api.deps import InstanceDep
 from holdfast.api.schemas import magnet_link
+from holdfast.arrays.stored import dataset_metadata_views, metadata_view
 from holdfast.catalogue.access import can_edit
 from holdfast.catalogue.models import Scarcity, Threat, Upload
 from holdfast.catalogue.text import render_markdown
@@ -214,6 +215,7 @@ def dataset_page(
         "report_kinds": REPORT_KINDS,
         "params": {},
         "provenance": provenance_of(instance, dataset=dataset),
+        "metadata_sections": dataset_metadata_views(instance, dataset.id),
     }
     return render_page(
         request, pages, visitor, "dataset.html", context, headers={"Vary": "Accept, Cookie"}
@@ -322,6 +324,7 @@ def upload_page(
     context["tracker_rows"] = tracker_rows(instance, upload)
     context["seeding"] = seeding_of(instance, upload)
     context["provenance"] = provenance_of(instance, upload=upload)
+    context["metadata_sections"] = [m for m in [metadata_view(instance, upload.id)] if m]
     context["jsonld"] = (
         upload_jsonld(
             upload,

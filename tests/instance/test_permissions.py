@@ -236,6 +236,14 @@ MATRIX: dict[tuple[str, str], tuple[Callable[[str, str], int], Builder]] = {
         edit_item,
         shared("/api/v1/uploads/{infohash}/zarr-metadata", json={"files": []}),
     ),
+    ("GET", "/api/v1/uploads/{infohash}/metadata"): (
+        read_item,
+        shared("/api/v1/uploads/{infohash}/metadata"),
+    ),
+    ("POST", "/api/v1/uploads/{infohash}/metadata"): (
+        edit_item,
+        shared("/api/v1/uploads/{infohash}/metadata", json={"content": None}),
+    ),
     ("GET", "/api/v1/federation/peers"): (needs({"admin"}), shared("/api/v1/federation/peers")),
     ("POST", "/api/v1/federation/peers"): (
         needs({"admin"}),

@@ -93,16 +93,19 @@ def test_a_described_folder_publishes_with_its_metadata(make_settings: Any, tmp_
         torrent = parse_torrent(out.read_bytes())
         assert "survey/holdfast.yaml" in [f.path for f in torrent.files]
 
-        # The upload's description: its own text, then the metadata.
-        description = upload["description"]
-        assert description.startswith("first batch\n\n## Contents (from holdfast.yaml)")
-        assert "`backscatter.zarr`" in description and "`float32`" in description
-        assert "euphausiids" in description and "Ada Lovelace" in description
-        page = httpx.get(f"{live.base_url}/uploads/{ih}", timeout=10)
-        assert page.status_code == 200
-        assert "<h2>Contents (from holdfast.yaml)</h2>" in page.text
-        assert "<td><code>* ping \u00d7 16</code></td>" in page.text
-        assert 'href="https://orcid.org/0000-0002-1825-0097"' in page.text
+        # The upload's description is its own text; holdfast.yaml is kept beside it.
+        assert upload["description"] == "first batch"
+        assert "metadata: holdfast.yaml kept by the instance" in r.stderr
+        meta = live.api(f"/api/v1/uploads/{ih}/metadata")["metadata"]
+        assert meta["title"] == "Kelp forest sonar survey, 2024"
+        assert meta["creators"][0]["name"] == "Ada Lovelace"
+        assert meta["files"][0]["dtype"] == "float32" and meta["files"][0]["units"] == "decibels"
+        for page_url in (f"/uploads/{ih}", f"/datasets/{upload['dataset']}"):
+            page = httpx.get(live.base_url + page_url, timeout=10)
+            assert page.status_code == 200
+            assert '<h2 id="metadata-title">' in page.text
+            assert "<td><code>* ping \u00d7 16</code></td>" in page.text
+            assert 'href="https://orcid.org/0000-0002-1825-0097"' in page.text
 
         # Search finds the upload by words only holdfast.yaml has.
         for word in ("euphausiids", "decibels", "Lovelace"):
@@ -144,7 +147,8 @@ def test_a_described_folder_publishes_with_its_metadata(make_settings: Any, tmp_
         assert r.returncode == 0, r.stderr
         upload = live.api(f"/api/v1/uploads/{infohash_of(r.stdout)}")
         assert upload["dataset"] == live.dataset
-        assert upload["description"].startswith("## Contents (from holdfast.yaml)")
+        assert upload["description"] == ""
+        assert live.api(f"/api/v1/uploads/{upload['infohash']}/metadata")["metadata"] is not None
         assert live.api("/api/v1/datasets")["total"] == 3
 
 
@@ -232,8 +236,8 @@ def test_a_wrong_description_stops_before_anything_is_sent(
         assert r.returncode == 0, r.stderr
         assert "the arrays were not checked against holdfast.yaml" in r.stderr
         assert "zarr metadata: 1 documents kept" in r.stderr
-        upload = live.api(f"/api/v1/uploads/{infohash_of(r.stdout)}")
-        assert "`int16`" in upload["description"]
+        meta = live.api(f"/api/v1/uploads/{infohash_of(r.stdout)}/metadata")["metadata"]
+        assert meta["files"][0]["dtype"] == "int16"
 
 
 def test_the_description_section_stays_within_the_instance_limit(tmp_path: Path) -> None:
