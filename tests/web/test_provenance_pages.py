@@ -209,7 +209,7 @@ def _peer_object(
     signed = create_proof(document, key)
     if tamper:
         signed["name"] = "changed after signing"
-    actor = {"id": origin, "type": "Service", "name": name}
+    actor: dict[str, Any] = {"id": origin, "type": "Service", "name": name}
     if listed:
         actor["assertionMethod"] = [multikey_block(origin, key.public_key())]
     with instance.db.write() as s:
