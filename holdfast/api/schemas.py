@@ -13,6 +13,17 @@ from holdfast.catalogue.models import Dataset, DatasetPart, DatasetVersion, Uplo
 from holdfast.moderation.models import AuditEntry, Report
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+
+def from_row(model: type[M], row: Any, **computed: Any) -> M:
+    """`model` filled from the same-named attributes of `row`; `computed` gives the rest."""
+    values = {name: getattr(row, name) for name in model.model_fields if name not in computed}
+    return model(**values, **computed)
+
+
+def name_of(account: Account | None) -> str | None:
+    return account.name if account else None
 
 
 class Ok(BaseModel):
@@ -56,14 +67,7 @@ class AccountOut(BaseModel):
 
 
 def account_out(account: Account) -> AccountOut:
-    return AccountOut(
-        name=account.name,
-        display_name=account.display_name,
-        role=account.role,
-        trusted=account.trusted,
-        created_at=account.created_at,
-        disabled=account.disabled_at is not None,
-    )
+    return from_row(AccountOut, account, disabled=account.disabled_at is not None)
 
 
 class TokenOut(BaseModel):
@@ -76,14 +80,7 @@ class TokenOut(BaseModel):
 
 
 def token_out(row: ApiToken, plain: str | None = None) -> TokenOut:
-    return TokenOut(
-        id=row.id,
-        name=row.name,
-        prefix=row.prefix,
-        created_at=row.created_at,
-        last_used_at=row.last_used_at,
-        token=plain,
-    )
+    return from_row(TokenOut, row, token=plain)
 
 
 class PartOut(BaseModel):
@@ -93,7 +90,7 @@ class PartOut(BaseModel):
 
 
 def part_out(part: DatasetPart) -> PartOut:
-    return PartOut(slug=part.slug, title=part.title, description=part.description)
+    return from_row(PartOut, part)
 
 
 class DatasetOut(BaseModel):
@@ -118,24 +115,13 @@ class DatasetOut(BaseModel):
 
 
 def dataset_out(dataset: Dataset, base_url: str) -> DatasetOut:
-    return DatasetOut(
-        slug=dataset.slug,
-        title=dataset.title,
-        description=dataset.description,
-        description_html=dataset.description_html,
+    return from_row(
+        DatasetOut,
+        dataset,
         source_urls=list(dataset.source_urls),
-        license=dataset.license,
-        publisher=dataset.publisher,
-        threat=dataset.threat,
-        scarcity=dataset.scarcity,
         tags=dataset.tag_names,
         parts=[part_out(p) for p in dataset.parts],
-        status=dataset.status,
-        version=dataset.version,
-        upload_count=dataset.upload_count,
-        submitted_by=dataset.account.name if dataset.account else None,
-        created_at=dataset.created_at,
-        updated_at=dataset.updated_at,
+        submitted_by=name_of(dataset.account),
         url=f"{base_url}/datasets/{dataset.slug}",
     )
 
@@ -151,15 +137,7 @@ class VersionOut(BaseModel):
 
 
 def version_out(v: DatasetVersion) -> VersionOut:
-    return VersionOut(
-        number=v.number,
-        summary=v.summary,
-        created_at=v.created_at,
-        account=v.account.name if v.account else None,
-        content_hash=v.content_hash,
-        parent_hash=v.parent_hash,
-        data=v.data,
-    )
+    return from_row(VersionOut, v, account=name_of(v.account))
 
 
 def magnet_link(upload: Upload, *, trackers: list[str] | None = None) -> str:
@@ -213,33 +191,13 @@ class UploadOut(BaseModel):
 
 
 def upload_out(upload: Upload, base_url: str) -> UploadOut:
-    return UploadOut(
-        infohash=upload.infohash,
-        infohash_v1=upload.infohash_v1,
-        infohash_v2=upload.infohash_v2,
+    return from_row(
+        UploadOut,
+        upload,
         infohash_v2_truncated=upload.infohash_v2_short,
-        torrent_version=upload.torrent_version,
-        name=upload.name,
         dataset=upload.dataset.slug,
         parts=[p.slug for p in upload.parts],
-        total_size=upload.total_size,
-        file_count=upload.file_count,
-        piece_length=upload.piece_length,
-        private=upload.private,
-        trackers=upload.trackers,
-        webseeds=upload.webseeds,
-        comment=upload.comment,
-        created_by=upload.created_by,
-        creation_date=upload.creation_date,
-        description=upload.description,
-        description_html=upload.description_html,
-        method=upload.method,
-        status=upload.status,
-        seeders=upload.seeders,
-        leechers=upload.leechers,
-        completed=upload.completed,
-        submitted_by=upload.account.name if upload.account else None,
-        created_at=upload.created_at,
+        submitted_by=name_of(upload.account),
         magnet=magnet_link(upload),
         torrent_url=f"{base_url}/api/v1/uploads/{upload.infohash}/torrent",
         url=f"{base_url}/uploads/{upload.infohash}",
@@ -253,7 +211,7 @@ class FileOut(BaseModel):
 
 
 def file_out(f: UploadFile) -> FileOut:
-    return FileOut(index=f.idx, path=f.path, size=f.size)
+    return from_row(FileOut, f, index=f.idx)
 
 
 class SearchHitOut(BaseModel):
@@ -278,18 +236,8 @@ class ReportOut(BaseModel):
 
 
 def report_out(r: Report) -> ReportOut:
-    return ReportOut(
-        id=r.id,
-        target_type=r.target_type,
-        target_id=r.target_id,
-        kind=r.kind,
-        reason=r.reason,
-        status=r.status,
-        resolution=r.resolution,
-        reported_by=r.account.name if r.account else None,
-        resolved_by=r.resolved_by.name if r.resolved_by else None,
-        created_at=r.created_at,
-        resolved_at=r.resolved_at,
+    return from_row(
+        ReportOut, r, reported_by=name_of(r.account), resolved_by=name_of(r.resolved_by)
     )
 
 
@@ -305,13 +253,4 @@ class AuditOut(BaseModel):
 
 
 def audit_out(e: AuditEntry) -> AuditOut:
-    return AuditOut(
-        id=e.id,
-        created_at=e.created_at,
-        actor=e.actor.name if e.actor else None,
-        action=e.action,
-        target_type=e.target_type,
-        target_id=e.target_id,
-        reason=e.reason,
-        detail=e.detail,
-    )
+    return from_row(AuditOut, e, actor=name_of(e.actor))

@@ -53,6 +53,25 @@ def _logged_in(request: Request, instance: Instance, account: Account, next_url:
     return response
 
 
+def _blank_form(
+    request: Request, pages: Pages, visitor: Visitor, template: str, values: dict[str, str]
+) -> Response:
+    return render_page(
+        request, pages, visitor, template, {"values": values, "message": ""}, anonymous_form=True
+    )
+
+
+def _check_passwords(password: str, password_again: str) -> None:
+    if password != password_again:
+        raise InvalidInput("the two passwords differ", fields={"password_again": "does not match"})
+
+
+def _logged_out() -> Response:
+    response = see_other("/")
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
 def _form_error(
     request: Request,
     pages: Pages,
@@ -84,15 +103,7 @@ def login_form(
     pages: PagesDep,
     next: Annotated[str, Query(max_length=2000)] = "/",
 ) -> Response:
-    values = {"name": "", "next": safe_next(next)}
-    return render_page(
-        request,
-        pages,
-        visitor,
-        "login.html",
-        {"values": values, "message": ""},
-        anonymous_form=True,
-    )
+    return _blank_form(request, pages, visitor, "login.html", {"name": "", "next": safe_next(next)})
 
 
 @router.post("/login")
@@ -126,14 +137,7 @@ def register_form(
 ) -> Response:
     if not values_of(instance).current().open_registration:
         raise PermissionDenied("registration is closed on this instance")
-    return render_page(
-        request,
-        pages,
-        visitor,
-        "register.html",
-        {"values": {"name": "", "display_name": ""}, "message": ""},
-        anonymous_form=True,
-    )
+    return _blank_form(request, pages, visitor, "register.html", {"name": "", "display_name": ""})
 
 
 @router.post("/register")
@@ -155,10 +159,7 @@ def register_submit(
     limit_key = f"register:{client_address(request)}"
     try:
         instance.accounts.limiter.check(limit_key)
-        if password != password_again:
-            raise InvalidInput(
-                "the two passwords differ", fields={"password_again": "does not match"}
-            )
+        _check_passwords(password, password_again)
         account = instance.accounts.register(name, password, display_name=display_name)
     except (InvalidInput, Conflict, RateLimited) as exc:
         return _form_error(request, pages, visitor, "register.html", exc, values)
@@ -176,14 +177,7 @@ def setup_form(
     pages: PagesDep,
     token: Annotated[str, Query(max_length=200)] = "",
 ) -> Response:
-    return render_page(
-        request,
-        pages,
-        visitor,
-        "setup.html",
-        {"values": {"name": "", "token": token}, "message": ""},
-        anonymous_form=True,
-    )
+    return _blank_form(request, pages, visitor, "setup.html", {"name": "", "token": token})
 
 
 @router.post("/setup")
@@ -203,10 +197,7 @@ def setup_submit(
     limit_key = f"setup:{client_address(request)}"
     try:
         instance.accounts.limiter.check(limit_key)
-        if password != password_again:
-            raise InvalidInput(
-                "the two passwords differ", fields={"password_again": "does not match"}
-            )
+        _check_passwords(password, password_again)
         account = instance.accounts.register_first_admin(token, name, password)
     except PermissionDenied as exc:
         instance.accounts.limiter.hit(limit_key)
@@ -225,9 +216,7 @@ def logout(request: Request, caller: CallerDep, instance: InstanceDep) -> Respon
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie and caller.via == "session":
         instance.accounts.end_session(cookie)
-    response = see_other("/")
-    response.delete_cookie(SESSION_COOKIE, path="/")
-    return response
+    return _logged_out()
 
 
 # ------------------------------------------------------------------ one's account
@@ -303,9 +292,7 @@ def revoke_token(
 def end_sessions(account: AccountDep, instance: InstanceDep) -> Response:
     """Log out everywhere: every browser session of this account ends."""
     instance.accounts.end_all_sessions(account.id)
-    response = see_other("/")
-    response.delete_cookie(SESSION_COOKIE, path="/")
-    return response
+    return _logged_out()
 
 
 # ------------------------------------------------------------------------ profiles

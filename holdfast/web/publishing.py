@@ -384,43 +384,29 @@ def edit_submit(
         "summary": summary,
         "base_version": base_version,
     }
-    try:
-        edit = DatasetEdit(
-            title=title,
-            description=description,
-            source_urls=split_lines(source_urls),
-            license=license,
-            publisher=publisher,
-            threat=threat,  # type: ignore[arg-type]  # validated by pydantic
-            scarcity=scarcity,  # type: ignore[arg-type]
-            tags=split_commas(tags),
-            summary=summary,
-            base_version=base_version,
-        )
-    except ValidationError as exc:
+
+    def unchanged(errors: dict[str, str] | None, why: str, status: int) -> Response:
         return _edit_page(
             request,
             visitor,
             pages,
             dataset,
             values,
-            errors=validation_fields(exc),
-            message="Nothing was changed: check the fields marked below.",
-            status=422,
+            errors=errors,
+            message=f"Nothing was changed: {why}.",
+            status=status,
         )
+
+    try:
+        edit = DatasetEdit(
+            **values | {"source_urls": split_lines(source_urls), "tags": split_commas(tags)}
+        )
+    except ValidationError as exc:
+        return unchanged(validation_fields(exc), "check the fields marked below", 422)
     try:
         instance.catalogue.edit_dataset(actor, slug, edit)
     except (InvalidInput, Conflict) as exc:
-        return _edit_page(
-            request,
-            visitor,
-            pages,
-            dataset,
-            values,
-            errors=exc.fields,
-            message=f"Nothing was changed: {exc.message}.",
-            status=exc.status,
-        )
+        return unchanged(exc.fields, exc.message, exc.status)
     return see_other(f"/datasets/{slug}")
 
 
