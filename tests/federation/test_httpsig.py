@@ -90,6 +90,32 @@ def signed_get(keys: InstanceKeys, url: str = "https://b.example/actor") -> Http
     return HttpRequest.build("GET", url, headers)
 
 
+def post_at(private: Any, now: datetime, body: bytes = b"{}") -> HttpRequest:
+    """A draft-cavage signed POST to INBOX made at `now`."""
+    headers = sign_request("POST", INBOX, private_key=private, key_id=KEY_ID, body=body, now=now)
+    return HttpRequest.build("POST", INBOX, headers, body)
+
+
+def rfc9421_post(
+    private: Any, *, body: bytes = b"{}", sent: bytes | None = None, now: datetime = NOW
+) -> tuple[dict[str, str], HttpRequest]:
+    """An RFC 9421 signed POST to INBOX over `body` (carrying `sent` instead, if given)."""
+    headers = sign_request_rfc9421(
+        "POST", INBOX, private_key=private, key_id=KEY_ID, body=body, now=now
+    )
+    return headers, HttpRequest.build("POST", INBOX, headers, body if sent is None else sent)
+
+
+def inbox_lines(*middle: tuple[str, str], digest: str | None = None) -> list[tuple[str, str]]:
+    """Signed lines of a POST to /inbox of `{}`: target, host, `middle`, digest."""
+    return [
+        ("(request-target)", "post /inbox"),
+        ("host", "b.example"),
+        *middle,
+        ("digest", digest or body_digest(b"{}")),
+    ]
+
+
 def replace_header(request: HttpRequest, name: str, value: str | None) -> HttpRequest:
     kept = [(k, v) for k, v in request.headers if k != name.lower()]
     if value is not None:
@@ -298,12 +324,7 @@ def test_mastodon_style_fetch_without_query_in_target_verifies(instance_keys: In
 
 def test_hs2019_with_created_verifies(instance_keys: InstanceKeys) -> None:
     created = int(NOW.timestamp())
-    lines = [
-        ("(request-target)", "post /inbox"),
-        ("host", "b.example"),
-        ("(created)", str(created)),
-        ("digest", body_digest(b"{}")),
-    ]
+    lines = inbox_lines(("(created)", str(created)))
     request = cavage_signed(
         instance_keys,
         lines,
@@ -316,10 +337,7 @@ def test_hs2019_with_created_verifies(instance_keys: InstanceKeys) -> None:
 def test_rfc9421_round_trip_rsa_and_ed25519(instance_keys: InstanceKeys) -> None:
     body = b'{"type": "Follow"}'
     for private in (instance_keys.rsa_private, instance_keys.ed25519_private):
-        headers = sign_request_rfc9421(
-            "POST", INBOX, private_key=private, key_id=KEY_ID, body=body, now=NOW
-        )
-        request = HttpRequest.build("POST", INBOX, headers, body)
+        _headers, request = rfc9421_post(private, body=body)
         verified = verify(request, Resolver(resolved(private)))
         assert verified.scheme == "rfc9421"
         assert verified.covered == ("@method", "@target-uri", "content-digest")
@@ -472,12 +490,7 @@ def test_malformed_requests(instance_keys: InstanceKeys) -> None:
     assert rejection(replayed, resolver) is Rejection.MALFORMED
     # (created) is only defined for hs2019.
     created = int(NOW.timestamp())
-    lines = [
-        ("(request-target)", "post /inbox"),
-        ("host", "b.example"),
-        ("(created)", str(created)),
-        ("digest", body_digest(b"{}")),
-    ]
+    lines = inbox_lines(("(created)", str(created)))
     request = cavage_signed(
         instance_keys,
         lines,
@@ -486,10 +499,7 @@ def test_malformed_requests(instance_keys: InstanceKeys) -> None:
     )
     assert rejection(request, resolver) is Rejection.MALFORMED
     # RFC 9421: an input without its signature, and unparseable fields.
-    headers = sign_request_rfc9421(
-        "POST", INBOX, private_key=instance_keys.rsa_private, key_id=KEY_ID, body=b"{}", now=NOW
-    )
-    rfc = HttpRequest.build("POST", INBOX, headers, b"{}")
+    headers, rfc = rfc9421_post(instance_keys.rsa_private)
     assert rejection(replace_header(rfc, "Signature", None), resolver) is Rejection.MALFORMED
     assert (
         rejection(replace_header(rfc, "Signature-Input", 'sig1=("@method"'), resolver)
@@ -531,10 +541,7 @@ def test_unsupported_algorithms(instance_keys: InstanceKeys) -> None:
         rejection(replace_header(good, "Signature", hmac_signed), resolver)
         is Rejection.UNSUPPORTED_ALGORITHM
     )
-    headers = sign_request_rfc9421(
-        "POST", INBOX, private_key=instance_keys.rsa_private, key_id=KEY_ID, body=b"{}", now=NOW
-    )
-    rfc = HttpRequest.build("POST", INBOX, headers, b"{}")
+    headers, rfc = rfc9421_post(instance_keys.rsa_private)
     hmac_input = headers["Signature-Input"].replace('"rsa-v1_5-sha256"', '"hmac-sha256"')
     assert (
         rejection(replace_header(rfc, "Signature-Input", hmac_input), resolver)
@@ -595,19 +602,14 @@ def test_digest_mismatch(instance_keys: InstanceKeys) -> None:
     assert rejection(altered, resolver) is Rejection.DIGEST_MISMATCH
     md5_only = cavage_signed(
         instance_keys,
-        [
-            ("(request-target)", "post /inbox"),
-            ("host", "b.example"),
+        inbox_lines(
             ("date", http_date(NOW)),
-            ("digest", "MD5=" + base64.b64encode(hashlib.md5(b"{}").digest()).decode()),
-        ],
+            digest="MD5=" + base64.b64encode(hashlib.md5(b"{}").digest()).decode(),
+        ),
         'algorithm="rsa-sha256",headers="(request-target) host date digest"',
     )
     assert rejection(md5_only, resolver) is Rejection.DIGEST_MISMATCH
-    headers = sign_request_rfc9421(
-        "POST", INBOX, private_key=instance_keys.rsa_private, key_id=KEY_ID, body=b"{}", now=NOW
-    )
-    rfc = HttpRequest.build("POST", INBOX, headers, b"[]")
+    _headers, rfc = rfc9421_post(instance_keys.rsa_private, sent=b"[]")
     assert rejection(rfc, resolver) is Rejection.DIGEST_MISMATCH
 
 
@@ -623,55 +625,18 @@ def test_digest_mismatch(instance_keys: InstanceKeys) -> None:
 def test_dates_outside_the_window(
     instance_keys: InstanceKeys, offset: timedelta, reason: Rejection
 ) -> None:
-    headers = sign_request(
-        "POST",
-        INBOX,
-        private_key=instance_keys.rsa_private,
-        key_id=KEY_ID,
-        body=b"{}",
-        now=NOW + offset,
-    )
-    request = HttpRequest.build("POST", INBOX, headers, b"{}")
-    assert rejection(request, Resolver(resolved(instance_keys.rsa_private))) is reason
-    rfc = sign_request_rfc9421(
-        "POST",
-        INBOX,
-        private_key=instance_keys.rsa_private,
-        key_id=KEY_ID,
-        body=b"{}",
-        now=NOW + offset,
-    )
-    assert rejection(
-        HttpRequest.build("POST", INBOX, rfc, b"{}"), Resolver(resolved(instance_keys.rsa_private))
-    ) is (reason)
+    resolver = Resolver(resolved(instance_keys.rsa_private))
+    assert rejection(post_at(instance_keys.rsa_private, NOW + offset), resolver) is reason
+    _headers, rfc = rfc9421_post(instance_keys.rsa_private, now=NOW + offset)
+    assert rejection(rfc, resolver) is reason
 
 
 def test_skew_is_configurable(instance_keys: InstanceKeys) -> None:
-    headers = sign_request(
-        "POST",
-        INBOX,
-        private_key=instance_keys.rsa_private,
-        key_id=KEY_ID,
-        body=b"{}",
-        now=NOW - timedelta(hours=2),
-    )
-    request = HttpRequest.build("POST", INBOX, headers, b"{}")
+    request = post_at(instance_keys.rsa_private, NOW - timedelta(hours=2))
     lenient = VerificationPolicy(max_age=timedelta(hours=3))
     verify(request, Resolver(resolved(instance_keys.rsa_private)), policy=lenient)
     strict = VerificationPolicy(max_age=timedelta(seconds=30))
-    recent = HttpRequest.build(
-        "POST",
-        INBOX,
-        sign_request(
-            "POST",
-            INBOX,
-            private_key=instance_keys.rsa_private,
-            key_id=KEY_ID,
-            body=b"{}",
-            now=NOW - timedelta(minutes=1),
-        ),
-        b"{}",
-    )
+    recent = post_at(instance_keys.rsa_private, NOW - timedelta(minutes=1))
     assert (
         rejection(recent, Resolver(resolved(instance_keys.rsa_private)), policy=strict)
         is Rejection.STALE
@@ -681,13 +646,7 @@ def test_skew_is_configurable(instance_keys: InstanceKeys) -> None:
 def test_expired_hs2019_signature(instance_keys: InstanceKeys) -> None:
     created = int((NOW - timedelta(minutes=30)).timestamp())
     expires = int((NOW - timedelta(minutes=20)).timestamp())
-    lines = [
-        ("(request-target)", "post /inbox"),
-        ("host", "b.example"),
-        ("(created)", str(created)),
-        ("(expires)", str(expires)),
-        ("digest", body_digest(b"{}")),
-    ]
+    lines = inbox_lines(("(created)", str(created)), ("(expires)", str(expires)))
     request = cavage_signed(
         instance_keys,
         lines,
@@ -699,9 +658,7 @@ def test_expired_hs2019_signature(instance_keys: InstanceKeys) -> None:
 
 def test_weak_key(instance_keys: InstanceKeys) -> None:
     small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
-    headers = sign_request("POST", INBOX, private_key=small, key_id=KEY_ID, body=b"{}", now=NOW)
-    request = HttpRequest.build("POST", INBOX, headers, b"{}")
-    assert rejection(request, Resolver(resolved(small))) is Rejection.WEAK_KEY
+    assert rejection(post_at(small, NOW), Resolver(resolved(small))) is Rejection.WEAK_KEY
 
 
 def test_bad_signature_when_key_type_differs(instance_keys: InstanceKeys) -> None:
@@ -714,15 +671,9 @@ def test_bad_signature_when_key_type_differs(instance_keys: InstanceKeys) -> Non
 
 def test_post_query_is_not_dropped_from_the_target(instance_keys: InstanceKeys) -> None:
     # The path-only fallback is for fetches; a POST must be signed as addressed.
-    lines = [
-        ("(request-target)", "post /inbox"),
-        ("host", "b.example"),
-        ("date", http_date(NOW)),
-        ("digest", body_digest(b"{}")),
-    ]
     request = cavage_signed(
         instance_keys,
-        lines,
+        inbox_lines(("date", http_date(NOW))),
         'algorithm="rsa-sha256",headers="(request-target) host date digest"',
         url=INBOX + "?x=1",
     )
