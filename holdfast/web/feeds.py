@@ -72,7 +72,7 @@ def _respond(instance: Instance, feed: Feed, fmt: str, info: FeedInfo) -> Respon
     base = instance.base_url
     origins = origin_marks(instance, uploads=[u.id for u in feed.uploads])
     items = [
-        _item(u, base, feed.torrent_sizes.get(u.id, 0), origins.host("upload", u.id))
+        _item(u, base, feed.torrent_sizes.get(u.id, 0), origins.host("upload", u))
         for u in feed.uploads
     ]
     body = rss_feed(info, items) if fmt == "rss" else atom_feed(info, items)

@@ -109,22 +109,23 @@ def provenance_of(
 ) -> Provenance:
     """The sources of a dataset or an upload: the peers' copies, first received first."""
     if upload is not None:
-        kind, column, item_id = "upload", FedObject.upload_id, upload.id
+        kind, column, item = "upload", FedObject.upload_id, upload
         path = f"uploads/{upload.infohash}"
     elif dataset is not None:
-        kind, column, item_id = "dataset", FedObject.dataset_id, dataset.id
+        kind, column, item = "dataset", FedObject.dataset_id, dataset
         path = f"datasets/{dataset.slug}"
     else:
         raise ValueError("give dataset= or upload=")
     with instance.db.read() as s:
         newest = s.scalars(
             select(FedObject)
-            .where(column == item_id, FedObject.kind == kind)
+            .where(column == item.id, FedObject.kind == kind)
             .order_by(FedObject.id.desc())
             .limit(MAX_OBJECTS)
         )
         rows = list(reversed(list(newest)))
-        local = any(r.local for r in rows)
+        # Published here: by one of our accounts (mirrored rows have none), or our object.
+        local = item.account_id is not None or any(r.local for r in rows)
         remote = [r for r in rows if not r.local]
         peers = _peers(s, {r.origin for r in remote})
         sources = [_source(group, peers.get(group[0].origin)) for group in _by_origin(remote)]
@@ -249,12 +250,15 @@ class OriginMarks:
 
     hosts: dict[tuple[str, int], str] = field(default_factory=dict)
 
-    def host(self, kind: str, item_id: int) -> str | None:
-        return self.hosts.get((kind, item_id))
+    def host(self, kind: str, item: Any) -> str | None:
+        """The origin of a dataset or upload; None for one published here."""
+        if item.account_id is not None:  # one of our accounts published it
+            return None
+        return self.hosts.get((kind, item.id))
 
     def entry(self, entry: Markup, kind: str, item: Any) -> Markup:
         """A listing entry (from `macros.html`) with "from host" added to its meta line."""
-        host = self.host(kind, item.id)
+        host = self.host(kind, item)
         if host is None:
             return entry
         mark = Markup('<span class="origin">from {}</span>').format(host)

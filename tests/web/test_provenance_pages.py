@@ -248,6 +248,9 @@ def test_pages_without_federation(make_settings: Any, tmp_path: Path) -> None:
     dataset = make_dataset(instance, owner, title="Local rivers")
     local = make_upload(instance, owner, dataset.slug, tmp_path)
     mirrored = [make_upload(instance, owner, dataset.slug, tmp_path) for _ in range(3)]
+    also_here = make_upload(instance, owner, dataset.slug, tmp_path)
+    with instance.db.write() as s:  # as replication stores a peer's uploads: no account
+        s.query(Upload).filter(Upload.id.in_([u.id for u in mirrored])).update({"account_id": None})
     with TestClient(app) as client:
         for path in (f"/uploads/{local.infohash}", f"/datasets/{dataset.slug}", "/datasets"):
             page = client.get(path)
@@ -273,6 +276,14 @@ def test_pages_without_federation(make_settings: Any, tmp_path: Path) -> None:
             listed=True,
             tamper=True,
         )
+        # The same torrent published here and at a peer: published here, the peer listed.
+        _peer_object(
+            instance, also_here, origin="https://four.example/actor", name="Four", listed=True
+        )
+        section = provenance_section(client.get(f"/uploads/{also_here.infohash}").text)
+        assert section.startswith('<section id="provenance"')
+        assert "Published here, and also held by" in section and "Mirrored from" not in section
+        assert "<code>four.example</code>" in section
         expected = {
             0: ('<dd class="proof verified">', "one.example"),
             1: ('<dd class="proof unconfirmed">', "two.example"),
@@ -292,6 +303,8 @@ def test_pages_without_federation(make_settings: Any, tmp_path: Path) -> None:
         feed = client.get("/feeds/uploads.rss").text
         for host in ("one.example", "two.example", "three.example"):
             assert f"Mirrored from {host}." in feed
-        assert feed.count("Mirrored from") == 3
+        assert feed.count("Mirrored from") == 3  # not the one published here too
         found = client.get("/search", params={"q": mirrored[1].name}).text
         assert '<span class="origin">from two.example</span>' in found
+        found = client.get("/search", params={"q": also_here.name}).text
+        assert also_here.name in found and '<span class="origin">' not in found
