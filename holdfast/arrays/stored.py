@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from holdfast.accounts.models import Account
@@ -26,7 +27,7 @@ from holdfast.arrays.errors import MetadataError, MissingExtraError
 from holdfast.arrays.models import UploadMetadata
 from holdfast.catalogue.models import SearchDocument, Status, Upload
 from holdfast.catalogue.text import render_markdown
-from holdfast.errors import InvalidInput
+from holdfast.errors import Conflict, InvalidInput
 from holdfast.instance import Instance
 from holdfast.torrents import Torrent
 
@@ -99,6 +100,19 @@ def store_metadata(
 ) -> UploadMetadata | None:
     """Keep (or, with None, forget) the upload's holdfast.yaml, and re-index the upload."""
     checked = check_yaml(torrent, content) if content is not None else None
+    try:
+        return _store(instance, actor, upload, content, checked)
+    except IntegrityError:  # handed over twice at the same moment: one of them won
+        raise Conflict("holdfast.yaml was handed over at the same time; try again") from None
+
+
+def _store(
+    instance: Instance,
+    actor: Account,
+    upload: Upload,
+    content: str | None,
+    checked: tuple[dict[str, Any], str] | None,
+) -> UploadMetadata | None:
     with instance.db.write() as s:
         row = s.get(UploadMetadata, upload.id)
         old_text = row.search_text if row is not None else ""

@@ -48,6 +48,13 @@ files:
     dtype: float32
     units: millimetres per day
     description: Melt at each stake (sublimation excluded).
+  - path: session.h5
+    format: hdf5
+    arrays:
+      - array_path: /acquisition/stakes
+        shape: ["* reading", 3]
+        dtype: int32
+        units: centimetres
   - path: notes.txt
     format: text
 """
@@ -118,6 +125,8 @@ def test_kept_shown_escaped_and_found(
     assert "2021-06-01 to 2021-09-30" in page
     assert "<td><code>melt.zarr</code></td><td>zarr</td>" in page
     assert "<td><code>float32</code></td><td>millimetres per day</td>" in page
+    assert '<tr class="array"><td><code>session.h5/acquisition/stakes</code></td>' in page
+    assert "<td><code>int32</code></td><td>centimetres</td>" in page
 
     # The dataset page: the same, from its approved upload, with a link to it.
     page = client.get(f"/datasets/{dataset.slug}").text
