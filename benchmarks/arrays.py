@@ -6,12 +6,15 @@ against plain HTTP (fsspec) and against downloading the whole torrent (libtorren
 Builds a ~100 MiB zarr v3 dataset (one array with one 512 KiB chunk per frame, one
 sharded: 256x256 inner chunks in 16-frame shards), a hybrid torrent aligned to its chunks,
 and serves it from a Range-capable HTTP server on 127.0.0.1 and from a libtorrent seeder
-in another process (tests/arrays/seeder.py). Prints a Markdown table.
+in another process (tests/arrays/seeder.py), then from a holdfast instance's own seeder
+(`holdfast publish --align zarr` to an instance in a child process, read by its upload
+URL). Prints a Markdown table.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import shutil
 import statistics
@@ -244,12 +247,115 @@ def peer_rows(
     return rows
 
 
+def instance_rows(
+    args: argparse.Namespace,
+    tmp: Path,
+    data: np.ndarray,
+    needs: dict[str, tuple[int, int]],
+    http_rate: float,
+) -> list[tuple[str, str, str, str]]:
+    """The same reads from a holdfast instance's own seeder (a `holdfast serve` child
+    process on 127.0.0.1), opened by the upload URL: the torrent and zarr.json come
+    from the instance, pieces from its seeder."""
+    import subprocess
+
+    import httpx
+
+    from holdfast.settings import Settings
+    from tests.federation.interop.instances import InstanceProcess, wait_until
+    from tests.web.live import free_port
+
+    workdir = tmp / "instance"
+    workdir.mkdir()
+    seeder_port = free_port()
+    values = {"seeder": True, "seeder_port": seeder_port, "run_jobs": False}
+    rows: list[tuple[str, str, str, str]] = []
+    with InstanceProcess(workdir, name="bench", **values) as instance:
+        data_dir, config = instance.settings_values["data_dir"], workdir / "no-config.toml"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HOLDFAST_")}
+
+        def holdfast(*argv: str, **extra: str) -> str:
+            r = subprocess.run(
+                [sys.executable, "-m", "holdfast", *argv],
+                capture_output=True,
+                text=True,
+                env=env | extra,
+                timeout=600,
+                stdin=subprocess.DEVNULL,
+                check=False,
+            )
+            if r.returncode != 0:
+                raise RuntimeError(f"holdfast {argv[0]} failed: {r.stderr}")
+            return r.stdout
+
+        token = holdfast(
+            "admin", "create-account", "bench", "--role", "uploader", "--token",
+            "--data-dir", str(data_dir), "--config-file", str(config),
+        ).strip().splitlines()[-1]  # fmt: skip
+        storage = Settings(data_dir=data_dir, config_file=config).resolved_storage_dir
+        out = holdfast(
+            "publish", str(tmp / "src/ds"), "--to", instance.base_url, "--title", "Frames",
+            "--align", "zarr", "--storage-dir", str(storage), "--quiet", HOLDFAST_TOKEN=token,
+        )  # fmt: skip
+        ih = next(line.split()[-1] for line in out.splitlines() if "infohash" in line)
+        wait_until(
+            lambda: (
+                httpx.get(f"{instance.base_url}/api/v1/uploads/{ih}/seeding").json()["state"]
+                == "seeding"
+            ),
+            timeout=120,
+            what="the instance's seeder",
+        )
+        source = f"{instance.base_url}/uploads/{ih}"
+        peers = [("127.0.0.1", seeder_port)]
+        for array in ("frames.zarr", "sharded.zarr"):
+            needed, meta = needs[array]
+            times, moved, web = [], 0, 0
+            for _ in range(args.repeat):
+                start = time.perf_counter()
+                reader = open_reader(source, swarm=True, peers=peers, peer_options=LOOPBACK)
+                arr = open_zarr(reader, f"ds/{array}")
+                np.testing.assert_array_equal(arr[0], data[0])
+                times.append(time.perf_counter() - start)
+                totals = reader.fetcher.refresh_stats()
+                moved, web = totals.from_peers, totals.from_webseeds
+                reader.close()
+            rows.append(
+                (
+                    f"{array}: first slice, frame 0, upload URL (torrent and zarr.json "
+                    "from the instance)",
+                    "holdfast, instance's seeder",
+                    f"{statistics.median(times) * 1000:.0f} ms",
+                    f"{moved:,} B ({moved / (needed - meta):.2f}x needed; {web} B from web seeds)",
+                )
+            )
+        indices = random.Random(3).sample(range(args.frames), min(args.reads, args.frames))
+        reader = open_reader(source, swarm=True, peers=peers, peer_options=LOOPBACK, cache_bytes=0)
+        arr = open_zarr(reader, "ds/frames.zarr")
+        np.testing.assert_array_equal(arr[indices[0]], data[indices[0]])
+        rate = random_reads(arr, indices[1:])
+        web = reader.fetcher.refresh_stats().from_webseeds
+        reader.close()
+        rows.append(
+            (
+                "random single-chunk reads (512 KiB chunks)",
+                "holdfast, instance's seeder, no cache",
+                f"{rate:.0f} /s",
+                f"{rate / http_rate:.2f}x fsspec; {web} B from web seeds",
+            )
+        )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--frames", type=int, default=200)
     parser.add_argument("--reads", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--small-pieces", type=int, default=16, help="KiB, for the sharded row")
+    parser.add_argument(
+        "--no-instance", action="store_true", help="Leave out the instance's seeder rows."
+    )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="holdfast-bench-arrays-"))
     try:
@@ -392,6 +498,8 @@ def main() -> None:
                 )
             finally:
                 seeder.stop()
+            if not args.no_instance:
+                rows.extend(instance_rows(args, tmp, data, needs, theirs))
 
         print(
             f"dataset: {args.frames} x 512 x 512 uint16 ({data.nbytes / 2**20:.0f} MiB) twice; "
