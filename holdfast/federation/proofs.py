@@ -18,6 +18,7 @@ form that was signed.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -55,10 +56,42 @@ _XSD_DATETIME = re.compile(r"^-?\d{4,}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[
 
 def canonical_json(value: Any) -> bytes:
     """JCS (RFC 8785) bytes of a JSON value; raises ValueError when it has none."""
+    if _plain(value, 0):
+        try:
+            return json.dumps(
+                value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+            ).encode("utf-8")
+        except (UnicodeEncodeError, ValueError):
+            pass  # e.g. a lone surrogate: the full canonicalizer says what is wrong
     try:
         return rfc8785.dumps(value)
     except rfc8785.CanonicalizationError as exc:
         raise ValueError(str(exc)) from exc
+
+
+# Integers JCS can represent exactly (IEEE 754 doubles).
+_MAX_SAFE_INTEGER = 2**53 - 1
+_MAX_PLAIN_DEPTH = 64
+
+
+def _plain(value: Any, depth: int) -> bool:
+    """True when JCS of `value` is `json.dumps` with sorted keys, no spaces and UTF-8:
+    no floats, integers JCS can hold, and every object key ASCII (so sorting by code
+    point is sorting by UTF-16 unit). JCS escapes what `json.dumps` escapes: quote,
+    backslash, and control characters (short forms, else lowercase \\u00xx)."""
+    if isinstance(value, str) or value is None or isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        return -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER
+    if depth > _MAX_PLAIN_DEPTH:
+        return False
+    if isinstance(value, dict):
+        return all(
+            isinstance(k, str) and k.isascii() and _plain(v, depth + 1) for k, v in value.items()
+        )
+    if isinstance(value, list | tuple):
+        return all(_plain(v, depth + 1) for v in value)
+    return False
 
 
 def _hash_data(unsecured: Mapping[str, Any], proof_config: Mapping[str, Any]) -> bytes:

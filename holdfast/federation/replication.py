@@ -21,6 +21,7 @@ accepted follow, and the periodic re-sync.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import re
@@ -57,7 +58,7 @@ from holdfast.catalogue.service import (
 from holdfast.catalogue.text import path_index_text, render_markdown
 from holdfast.db.base import utcnow
 from holdfast.federation.errors import FederationError, FetchError, ProofRejected
-from holdfast.federation.fetch import TORRENT_ACCEPT, fetch, fetch_json
+from holdfast.federation.fetch import TORRENT_ACCEPT, fetch, fetch_json, media_type
 from holdfast.federation.keys import actor_assertion_keys
 from holdfast.federation.models import (
     FedObject,
@@ -72,14 +73,17 @@ from holdfast.federation.proofs import owner_of, verify_proof
 from holdfast.federation.service import (
     ACTOR_CACHE_SECONDS,
     INBOUND,
+    MAX_TORRENT_BUNDLE,
     OUTBOUND,
+    TORRENT_BUNDLE_TYPE,
     Federation,
     dumps,
     host_of,
 )
 from holdfast.moderation.models import Report
 from holdfast.moderation.service import refresh_upload_count
-from holdfast.torrents import TorrentError, parse_torrent
+from holdfast.torrents import TorrentError, bencode, parse_torrent
+from holdfast.torrents.bencode import BencodeError
 
 log = logging.getLogger("holdfast.federation")
 
@@ -662,12 +666,17 @@ class Receiver:
             return fetched.body
         return None
 
-    def prefetch_torrents(self, items: list[Any], sender: str) -> None:
+    def prefetch_torrents(self, items: list[Any], sender: str, bundle: str | None = None) -> None:
         """Start reading the `.torrent` files that the Uploads in `items` (a page of
         `sender`'s outbox) link to on `sender`'s own host, at most `PAGE_FETCHES` at a
-        time; `fetch_torrent` takes them from here. Only bytes are read early: the
-        checks and the writes happen when the item is applied."""
+        time, or all in one request from `bundle` (a holdfast outbox page names one:
+        `holdfast:torrents`); `fetch_torrent` takes them from here. Only bytes are read
+        early: the checks (each file against the infohashes of its signed Upload) and
+        the writes happen when the item is applied."""
         host = host_of(sender)
+        together: asyncio.Task[dict[str, bytes]] | None = None
+        if bundle and host_of(bundle) == host:
+            together = asyncio.ensure_future(self._read_bundle(bundle))
         for item in items:
             if not isinstance(item, dict) or not _batchable(item, sender):
                 continue
@@ -681,7 +690,39 @@ class Receiver:
                 or recently_unavailable(self.fed.base_url, url)
             ):
                 continue
-            self._prefetched[url] = asyncio.ensure_future(self._read_early(url))
+            read = self._read_early(url) if together is None else self._from_bundle(together, url)
+            self._prefetched[url] = asyncio.ensure_future(read)
+
+    async def _read_bundle(self, url: str) -> dict[str, bytes]:
+        """{torrent URL: file} from a peer's `holdfast:torrents` link; empty on failure."""
+        if not await self.allowed(url):
+            return {}
+        try:
+            fetched = await fetch(
+                self.client,
+                url,
+                accept=TORRENT_BUNDLE_TYPE,
+                max_bytes=MAX_TORRENT_BUNDLE + 64 * 1024,
+                sign=self.fed.signer,
+            )
+            if media_type(fetched.content_type) != TORRENT_BUNDLE_TYPE:
+                raise FetchError(f"{url} answered {fetched.content_type or 'no content type'}")
+            decode = functools.partial(bencode.decode, max_size=MAX_TORRENT_BUNDLE + 64 * 1024)
+            decoded = await self.run(decode, fetched.body)
+        except (FederationError, httpx.HTTPError, BencodeError) as exc:
+            log.info("torrent bundle %s unavailable: %s", url, exc)
+            return {}
+        if not isinstance(decoded, dict):
+            return {}
+        return {
+            key.decode("utf-8", "replace"): value
+            for key, value in decoded.items()
+            if isinstance(value, bytes)
+        }
+
+    async def _from_bundle(self, bundle: asyncio.Task[dict[str, bytes]], url: str) -> bytes | None:
+        data = (await asyncio.shield(bundle)).get(url)
+        return data if data is not None else await self._read_early(url)
 
     async def _read_early(self, url: str) -> bytes | None:
         async with self._prefetch_gate:
@@ -1277,17 +1318,18 @@ class Receiver:
             cursor = peer.cursor
             outbox = peer.outbox
 
-            async def read_page(after: int, early: bool = False) -> dict[str, Any]:
+            async def read_page(after: int) -> dict[str, Any]:
                 url = f"{outbox}?after={after}"
                 _, page = await fetch_json(self.client, url, sign=self.fed.signer)
                 if not isinstance(page, dict):
                     raise FetchError(f"{url} is not a collection page")
                 items = page.get("orderedItems")
-                if early and isinstance(items, list):
+                if isinstance(items, list):
                     ids = [i for i in (id_of(item) for item in items) if i]
                     seen = await self.run(self._seen_many, ids) if ids else set()
                     fresh = [item for item in items if id_of(item) not in seen]
-                    self.prefetch_torrents(fresh, peer.actor_id)
+                    bundle = _http(page.get("holdfast:torrents"))
+                    self.prefetch_torrents(fresh, peer.actor_id, bundle if fresh else None)
                 return page
 
             # The next page is read while this one is applied.
@@ -1305,7 +1347,7 @@ class Receiver:
                     except FetchError:
                         following = None  # raised again once this page is applied
                     if following is not None and n + 1 < max_pages and following != cursor:
-                        upcoming = asyncio.ensure_future(read_page(following, early=True))
+                        upcoming = asyncio.ensure_future(read_page(following))
                     applied = await self.apply_page(items, peer.actor_id)
                     self.drop_prefetched(items)
                     counts["items"] += applied["items"]

@@ -38,10 +38,12 @@ from holdfast.federation.httpsig import (
 from holdfast.federation.jobs import queue_receive
 from holdfast.federation.models import FedObject, ObjectState
 from holdfast.federation.replication import Receiver, Refused, id_of, types_of
-from holdfast.federation.service import Federation, host_of
+from holdfast.federation.service import TORRENT_BUNDLE_TYPE, Federation, host_of
 from holdfast.federation.strictjson import loads_strict
 
 router = APIRouter(include_in_schema=False)
+# Outbox positions are 64-bit row ids.
+MAX_POSITION = 2**63 - 1
 
 AP_HEADERS = {"Vary": "Accept"}
 
@@ -185,7 +187,7 @@ def actor(request: Request) -> Response:
 @router.get("/actor/outbox")
 def outbox(
     request: Request,
-    after: int | None = Query(default=None, ge=0),
+    after: int | None = Query(default=None, ge=0, le=MAX_POSITION),
     before: str | None = None,
 ) -> Response:
     fed = _fed(request)
@@ -199,6 +201,17 @@ def outbox(
         return error(400, "before must be an outbox position")
     page = fed.outbox_page(after=after, before=before_id, limit=fed.outbox_page_size)
     return activity_response(page)
+
+
+@router.get("/actor/outbox/torrents")
+def outbox_torrents(request: Request, after: int = Query(ge=0, le=MAX_POSITION)) -> Response:
+    """The .torrent files an outbox page (`?after=`) links to here, bencoded together."""
+    fed = _fed(request)
+    refused = _refuse_blocked_fetch(request, fed)
+    if refused:
+        return refused
+    body = fed.outbox_torrents(after=after, limit=fed.outbox_page_size)
+    return Response(body, media_type=TORRENT_BUNDLE_TYPE)
 
 
 def _collection(fed: Federation, url: str, items: list[str]) -> dict[str, Any]:

@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from holdfast.api.schemas import magnet_link
-from holdfast.catalogue.models import Dataset, DatasetVersion, Status, Upload
+from holdfast.catalogue.models import Dataset, DatasetVersion, Status, TorrentBlob, Upload
 from holdfast.db import Changes, Database
 from holdfast.db.base import utcnow
 from holdfast.federation.discovery import FederationPolicy
@@ -63,6 +63,7 @@ from holdfast.federation.models import (
 )
 from holdfast.federation.proofs import create_proof
 from holdfast.settings import Settings
+from holdfast.torrents.bencode import encode
 
 if TYPE_CHECKING:
     from holdfast.accounts.instance_values import InstanceValues
@@ -72,6 +73,13 @@ log = logging.getLogger("holdfast.federation")
 INBOUND, OUTBOUND = "inbound", "outbound"
 ACTOR_CACHE_SECONDS = 3600
 MAX_DESCRIPTION = 60_000
+# The most .torrent bytes one `outbox_torrents` answer holds.
+MAX_TORRENT_BUNDLE = 32 * 1024 * 1024
+TORRENT_BUNDLE_TYPE = "application/x-holdfast-torrents"
+HEX = frozenset("0123456789abcdef")
+# What the outbox lists only while its object is public (a Delete is listed for good).
+LISTED_TYPES = ("Create", "Update", "Announce")
+LISTED_CHUNK = 500  # catalogue ids per statement
 
 
 def now() -> datetime:
@@ -585,9 +593,71 @@ class Federation:
             last = rows[-1][0] if rows else after
             page["next"] = f"{outbox}?after={last}"
             page["holdfast:cursor"] = last
+            if rows:  # every .torrent the page links to here, in one response
+                page["holdfast:torrents"] = f"{outbox}/torrents?after={after}"
         elif rows:
             page["next"] = f"{outbox}?before={rows[-1][0]}"
         return page
+
+    def outbox_torrents(self, *, after: int, limit: int) -> bytes:
+        """The `.torrent` files that the page `?after=` of the outbox links to on this
+        instance, as one bencoded dictionary {torrent URL: file}: a peer backfilling
+        the catalogue reads a page's files in one request instead of one each. Only
+        public uploads in public datasets; files past `MAX_TORRENT_BUNDLE` bytes in
+        all are left out (the peer reads those one by one)."""
+        prefix, suffix = f"{self.base_url}/api/v1/uploads/", "/torrent"
+        with self.db.read() as s:
+            texts = s.scalars(
+                select(OutboxItem.json)
+                .where(OutboxItem.public.is_(True), OutboxItem.id > after)
+                .order_by(OutboxItem.id)
+                .limit(limit)
+            ).all()
+            urls: dict[str, str] = {}  # infohash in the URL -> URL
+            for text in texts:
+                activity = json.loads(text)
+                obj = activity.get("object")
+                links = [activity.get("torrent")]
+                if isinstance(obj, dict):
+                    links.append(obj.get("torrent"))
+                for url in links:
+                    if isinstance(url, str) and url.startswith(prefix) and url.endswith(suffix):
+                        hexhash = url[len(prefix) : -len(suffix)].lower()
+                        if len(hexhash) in (40, 64) and all(c in HEX for c in hexhash):
+                            urls[hexhash] = url
+            if not urls:
+                return encode({})
+            rows = s.execute(
+                select(
+                    Upload.infohash_v1,
+                    Upload.infohash_v2,
+                    Upload.infohash_v2_short,
+                    TorrentBlob.data,
+                )
+                .join(Dataset, Dataset.id == Upload.dataset_id)
+                .join(TorrentBlob, TorrentBlob.upload_id == Upload.id)
+                .where(
+                    Upload.status == Status.approved.value,
+                    Dataset.status == Status.approved.value,
+                    or_(
+                        Upload.infohash_v1.in_(urls),
+                        Upload.infohash_v2.in_(urls),
+                        Upload.infohash_v2_short.in_(urls),
+                    ),
+                )
+            ).all()
+        bundle: dict[bytes, bytes] = {}
+        size = 0
+        for v1, v2, v2_short, data in rows:
+            for infohash in (v1, v2, v2_short):
+                link = urls.get(infohash or "")
+                if link is None or link.encode() in bundle:
+                    continue
+                if size + len(data) > MAX_TORRENT_BUNDLE:
+                    break
+                bundle[link.encode()] = data
+                size += len(data)
+        return encode(bundle)
 
     def outbox_collection(self) -> dict[str, Any]:
         outbox = self.identity.outbox_url
@@ -684,12 +754,81 @@ class Federation:
                             select(DatasetVersion.dataset_id).where(DatasetVersion.id.in_(versions))
                         )
                     )
-                for dataset_id in sorted(datasets):
-                    self.publish_dataset(s, dataset_id)
+                self.publish_datasets(s, sorted(datasets))
                 for upload_id in self._announce_mirrored(s, sorted(uploads)):
                     self.publish_upload(s, upload_id)
+                self.list_in_outbox(s, datasets, uploads)
         except Exception:
             log.exception("publishing catalogue changes failed")
+
+    def list_in_outbox(self, s: Session, dataset_ids: set[int], upload_ids: set[int]) -> None:
+        """The Creates, Updates and Announces of what is no longer public (an upload or
+        dataset taken down or sent back to review, an upload whose dataset is) leave
+        the public outbox, and come back when it is public again. A Delete stays."""
+        uploads = set(upload_ids)
+        if dataset_ids:
+            hidden = set(
+                s.scalars(
+                    select(Dataset.id).where(
+                        Dataset.id.in_(dataset_ids), Dataset.status != Status.approved.value
+                    )
+                )
+            )
+            withdrawn = set(
+                s.scalars(
+                    select(FedObject.dataset_id)
+                    .join(OutboxItem, OutboxItem.object_id == FedObject.object_id)
+                    .where(
+                        FedObject.dataset_id.in_(dataset_ids),
+                        FedObject.kind == "dataset",
+                        OutboxItem.public.is_(False),
+                        OutboxItem.type.in_(LISTED_TYPES),
+                    )
+                )
+            )
+            changed = hidden | {d for d in withdrawn if d is not None}
+            if changed:
+                uploads.update(s.scalars(select(Upload.id).where(Upload.dataset_id.in_(changed))))
+            self._set_listed(s, "dataset_id", dataset_ids, hidden)
+        if uploads:
+            hidden = set(
+                s.scalars(
+                    select(Upload.id)
+                    .join(Dataset, Dataset.id == Upload.dataset_id)
+                    .where(
+                        Upload.id.in_(uploads),
+                        (Upload.status != Status.approved.value)
+                        | (Dataset.status != Status.approved.value),
+                    )
+                )
+            )
+            self._set_listed(s, "upload_id", uploads, hidden)
+
+    def _set_listed(self, s: Session, column: str, ids: set[int], hidden: set[int]) -> None:
+        ordered = sorted(ids)
+        for start in range(0, len(ordered), LISTED_CHUNK):
+            self._set_listed_chunk(s, column, ordered[start : start + LISTED_CHUNK], hidden)
+
+    def _set_listed_chunk(self, s: Session, column: str, ids: list[int], hidden: set[int]) -> None:
+        key = getattr(FedObject, column)
+        query = select(FedObject.object_id, key).where(key.in_(ids))
+        if column == "dataset_id":
+            query = query.where(FedObject.kind == "dataset")
+        rows = s.execute(query).all()
+        for public, wanted in (
+            (False, [o for o, i in rows if i in hidden]),
+            (True, [o for o, i in rows if i not in hidden]),
+        ):
+            if wanted:
+                s.execute(
+                    update(OutboxItem)
+                    .where(
+                        OutboxItem.object_id.in_(wanted),
+                        OutboxItem.type.in_(LISTED_TYPES),
+                        OutboxItem.public.is_(not public),
+                    )
+                    .values(public=public)
+                )
 
     def _local_current(self, s: Session, **where: Any) -> FedObject | None:
         query = select(FedObject).where(
@@ -797,7 +936,7 @@ class Federation:
             if live:
                 announce.append((live[0], upload))
         inboxes = self.follower_inboxes(s) if announce else []
-        self._announce_mirrored_datasets(s, sorted({u.dataset_id for _, u in announce}), inboxes)
+        self.publish_datasets(s, sorted({u.dataset_id for _, u in announce}), inboxes)
         if announce:
             done = set(
                 s.scalars(
@@ -817,12 +956,13 @@ class Federation:
                 self.add_outbox(s, activity, inboxes=inboxes)
         return rest
 
-    def _announce_mirrored_datasets(
-        self, s: Session, dataset_ids: list[int], inboxes: list[str]
+    def publish_datasets(
+        self, s: Session, dataset_ids: list[int], inboxes: list[str] | None = None
     ) -> None:
-        """`publish_dataset` for the datasets of a page of mirrored uploads, with three
-        reads for all of them: each mirrored, approved dataset's latest current object
-        is announced once; a dataset that is not mirrored goes through `publish_dataset`."""
+        """`publish_dataset` for many datasets (a page of a peer's backfill changes many
+        at once), with three reads for the mirrored ones: each mirrored, approved
+        dataset's latest current object is announced once; the others go through
+        `publish_dataset`. `inboxes`: our followers' (read here when None)."""
         if not dataset_ids:
             return
         statuses = dict(
@@ -861,6 +1001,8 @@ class Federation:
         for obj in wanted:
             if obj.object_id not in done:
                 done.add(obj.object_id)
+                if inboxes is None:
+                    inboxes = self.follower_inboxes(s)
                 self.add_outbox(s, self.activity("Announce", json.loads(obj.json)), inboxes=inboxes)
         for dataset_id in dataset_ids:
             if dataset_id not in mirrored and dataset_id in statuses:

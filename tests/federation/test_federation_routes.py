@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from holdfast.accounts.models import Role
-from holdfast.catalogue.models import Status, Upload
+from holdfast.catalogue.models import Dataset, Status, Upload
 from holdfast.federation.documents import InstanceIdentity, instance_actor
 from holdfast.federation.httpsig import sign_request
 from holdfast.federation.keys import InstanceKeys
@@ -415,3 +415,56 @@ def test_proof_check_endpoint(client: TestClient, instance: Any, tmp_path: Any) 
     checked = client.post("/api/v1/federation/verify", json={"document": document}).json()
     assert checked["valid"] is False and checked["reason"] == "invalid_signature"
     assert client.post("/api/v1/federation/verify", json={}).status_code == 422
+
+
+def outbox_objects(client: TestClient) -> list[tuple[str, str]]:
+    items = client.get("/actor/outbox?after=0").json()["orderedItems"]
+    return [(a["type"], a["object"]["id"]) for a in items]
+
+
+def bundle(client: TestClient) -> dict[bytes, bytes]:
+    from holdfast.torrents import bencode
+
+    response = client.get("/actor/outbox/torrents?after=0")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/x-holdfast-torrents"
+    decoded: dict[bytes, bytes] = bencode.decode(response.content)
+    return decoded
+
+
+def test_outbox_lists_an_item_only_while_it_is_public(
+    client: TestClient, instance: Any, tmp_path: Any
+) -> None:
+    owner = make_user(instance, "owner", Role.uploader)
+    dataset = make_dataset(instance, owner, title="Ice cores")
+    kept, hidden = (make_upload(instance, owner, dataset.slug, tmp_path) for _ in range(2))
+    before = outbox_objects(client)
+    assert [t for t, _ in before] == ["Create"] * 3
+    link = client.get("/actor/outbox?after=0").json()["holdfast:torrents"]
+    assert link == f"{BASE}/actor/outbox/torrents?after=0"
+    files = bundle(client)
+    assert len(files) == 2 and all(data.startswith(b"d") for data in files.values())
+
+    # Sent back to review: its Create leaves the outbox and its .torrent the bundle.
+    set_status(instance, Upload, hidden.id, Status.pending)
+    assert outbox_objects(client) == [before[0], before[1]]
+    assert list(bundle(client)) == [k for k in files if kept.infohash.encode() in k]
+    # Approved again: listed again, where it was.
+    set_status(instance, Upload, hidden.id, Status.approved)
+    assert outbox_objects(client) == before
+    # Its dataset sent back to review: the dataset's and both uploads' Creates leave.
+    set_status(instance, Dataset, dataset.id, Status.pending)
+    assert outbox_objects(client) == [] and bundle(client) == {}
+    set_status(instance, Dataset, dataset.id, Status.approved)
+    assert outbox_objects(client) == before
+    # Removed: its Create leaves for good, and a Delete says so.
+    set_status(instance, Upload, hidden.id, Status.removed)
+    after = client.get("/actor/outbox?after=0").json()["orderedItems"]
+    assert [(a["type"], a["object"]["id"]) for a in after[:2]] == [before[0], before[1]]
+    assert [a["type"] for a in after[2:]] == ["Delete"]
+
+
+@pytest.mark.parametrize("after", ["-1", "x", str(2**63)])
+def test_outbox_torrents_refuses_a_bad_position(client: TestClient, after: str) -> None:
+    assert client.get(f"/actor/outbox/torrents?after={after}").status_code == 422
+    assert client.get("/actor/outbox/torrents").status_code == 422

@@ -140,10 +140,17 @@ def test_backfill_by_pages_tolerates_an_unfetchable_torrent_and_is_idempotent(
         assert set(object_states(b, a.actor_url).values()) == {"current"}
 
 
-def test_later_pages_torrents_are_read_early_once_each(make_settings: Any, tmp_path: Path) -> None:
-    """While a page is applied the next page's `.torrent` files are read; each is
-    fetched from the origin exactly once, and a second read of the outbox from the
-    start (every item known) reads none of them again."""
+@pytest.mark.parametrize("bundles", [True, False], ids=["bundles", "one-by-one"])
+def test_later_pages_torrents_are_read_early_once_each(
+    make_settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bundles: bool
+) -> None:
+    """While a page is applied the next page's `.torrent` files are read: all of a
+    page's in one request when the peer offers them together (`holdfast:torrents`),
+    else one request each (here the peer's bundles have room for none); each file is
+    fetched exactly once, and a second read of the outbox from the start (every item
+    known) reads none of them again."""
+    if not bundles:
+        monkeypatch.setattr("holdfast.federation.service.MAX_TORRENT_BUNDLE", 1)
     with (
         InstanceThread(make_settings, name="alpha") as a,
         InstanceThread(make_settings, name="beta", run_jobs=False) as b,
@@ -156,10 +163,13 @@ def test_later_pages_torrents_are_read_early_once_each(make_settings: Any, tmp_p
         with b.instance.db.write() as s:
             s.add(Peer(actor_id=a.actor_url, host=a.host))
         fetched: list[str] = []
+        together: list[str] = []
 
         async def count(request: httpx.Request) -> None:
             if str(request.url) in links:
                 fetched.append(str(request.url))
+            elif request.url.path.endswith("/outbox/torrents"):
+                together.append(str(request.url))
 
         def sync() -> tuple[dict[str, int], Receiver]:
             with b.instance.db.read() as s:
@@ -177,7 +187,12 @@ def test_later_pages_torrents_are_read_early_once_each(make_settings: Any, tmp_p
         counts, receiver = sync()
         assert counts["pages"] >= 4 and counts["failed"] == 0
         assert uploads_of(b) == {u.infohash for u in published}
-        assert sorted(fetched) == sorted(links)  # each once: early or when applied
+        # The dataset's Create, then the 8 uploads' Creates, 3 to a page: 3 pages hold uploads.
+        assert len(together) == len(set(together)) == 3
+        if bundles:
+            assert fetched == []
+        else:
+            assert sorted(fetched) == sorted(links)  # each once: early or when applied
         assert receiver._prefetched == {}
         with b.instance.db.write() as s:
             peer = s.scalar(select(Peer).where(Peer.actor_id == a.actor_url))
@@ -185,6 +200,7 @@ def test_later_pages_torrents_are_read_early_once_each(make_settings: Any, tmp_p
             peer.cursor = 0
         before = row_counts(b)
         fetched.clear()
+        together.clear()
         counts, _ = sync()
-        assert fetched == [] and counts["failed"] == 0
+        assert fetched == [] and together == [] and counts["failed"] == 0
         assert row_counts(b) == before

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from holdfast.federation.errors import ProofCreationError, ProofFailure, ProofRejected
 from holdfast.federation.keys import (
@@ -19,6 +21,7 @@ from holdfast.federation.keys import (
     multikey_block,
 )
 from holdfast.federation.proofs import (
+    canonical_json,
     check_proof_owner,
     create_proof,
     owner_of,
@@ -290,3 +293,48 @@ def test_owner_checks(instance_keys: InstanceKeys, other_keys: InstanceKeys) -> 
     assert caught.value.reason is ProofFailure.OWNER_MISMATCH
     assert owner_of({"actor": {"id": actor_id}}) == actor_id
     assert owner_of({"attributedTo": [actor_id, "https://b.example/x"]}) is None
+
+
+# --------------------------------------------------------------- canonical JSON
+
+_json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1)
+    | st.text()
+    | st.floats(allow_nan=False, allow_infinity=False)
+)
+_json_values = st.recursive(
+    _json_scalars,
+    lambda inner: (
+        st.lists(inner, max_size=5)
+        | st.dictionaries(st.text(max_size=8) | st.text(st.characters(max_codepoint=127)), inner)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_json_values)
+def test_canonical_json_is_rfc8785_for_any_json_value(value: object) -> None:
+    # The fast path (no floats, ASCII keys) and the fallback both give RFC 8785 bytes.
+    assert canonical_json(value) == rfc8785.dumps(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"b": '\u001f\b\t\n\f\r"\\\u007f\u2028', "a": [1, -0, True, None]},
+        {"\ue000": 1, "\U0001f600": 2},  # UTF-16 order differs from code point order
+        {"n": 2**53 - 1, "m": -(2**53) + 1},
+        {"x": 1.5, "y": 1e21},
+    ],
+)
+def test_canonical_json_edge_cases(value: object) -> None:
+    assert canonical_json(value) == rfc8785.dumps(value)
+
+
+@pytest.mark.parametrize("value", [{"big": 2**53}, {"bad": "\ud800"}, {"nan": float("nan")}])
+def test_canonical_json_refuses_what_jcs_cannot_represent(value: object) -> None:
+    with pytest.raises(ValueError):
+        canonical_json(value)

@@ -21,6 +21,7 @@ from holdfast.catalogue.models import Status
 from tests.conftest import DATABASES, create_postgres_database
 from tests.instance.helpers import User, make_dataset, make_upload, make_user
 from tests.instance.torrents import sample_torrent
+from tests.routes import app_routes
 
 ROLES = ["anonymous", "owner", "member", "uploader", "moderator", "admin"]
 STATES = ["approved", "pending", "removed"]
@@ -378,19 +379,14 @@ AUTH_ROUTES = {
 
 
 def app_api_routes(app: Any) -> set[tuple[str, str]]:
-    """Every /api/v1 route: those in the OpenAPI document and the document's own pages."""
+    """Every /api/v1 route: those in the OpenAPI document, and any left out of it."""
     found = {
         (method.upper(), path)
         for path, operations in app.openapi()["paths"].items()
         for method in operations
         if path.startswith("/api/v1")
     }
-    for route in app.routes:
-        path = getattr(route, "path", None) or ""
-        if path.startswith("/api/v1"):
-            found.update(
-                (m, path) for m in (getattr(route, "methods", None) or {"GET"}) if m != "HEAD"
-            )
+    found.update((r.method, r.path) for r in app_routes(app) if r.path.startswith("/api/v1"))
     return found
 
 

@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from holdfast.accounts.models import Role
 from holdfast.moderation.models import ReportKind
 from tests.instance.helpers import make_dataset, make_upload, make_user
+from tests.routes import app_routes
 from tests.web.helpers import BASE_URL, HTML
 
 # (method, path) -> who may use it: "anyone", "account" (logged in), "submitter" (the
@@ -70,26 +71,12 @@ NEEDS = {"anyone": 0, "form": 0, "account": 1, "submitter": 2, "moderator": 2, "
 
 def web_routes(app: Any) -> set[tuple[str, str]]:
     """(method, path) of every route outside the JSON API, static files and docs."""
-    found: set[tuple[str, str]] = set()
-
-    def walk(routes: list[Any]) -> None:
-        for route in routes:
-            inner = getattr(route, "original_router", None)
-            if inner is not None:
-                walk(inner.routes)
-                continue
-            path = getattr(route, "path", "")
-            if path.startswith(("/api/", "/static", "/docs", "/.well-known", "/ap/")):
-                continue
-            endpoint = getattr(route, "endpoint", None)
-            module = getattr(endpoint, "__module__", "")
-            if not module.startswith("holdfast.web"):
-                continue
-            for method in getattr(route, "methods", set()) - {"HEAD"}:
-                found.add((method, path))
-
-    walk(app.routes)
-    return found
+    return {
+        (r.method, r.path)
+        for r in app_routes(app)
+        if not r.path.startswith(("/api/", "/static", "/docs", "/.well-known", "/ap/"))
+        and r.module.startswith("holdfast.web")
+    }
 
 
 def test_every_web_route_has_a_permission_rule(app):

@@ -3,7 +3,7 @@
 `python -m tests.federation.interop.instance_server SETTINGS_JSON` binds a free port,
 builds Settings from the JSON object (plus `port` and `public_url` for that port),
 announces `{"port", "base_url"}` and serves until SIGTERM. The instance's event loop
-reports its lag to `looplag.json` in the working folder.
+reports its lag to `looplag.json` (JSON lines) in the working folder.
 """
 
 from __future__ import annotations

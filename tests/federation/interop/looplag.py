@@ -19,22 +19,26 @@ class LoopLag:
     samples: list[tuple[float, float]] = field(default_factory=list)  # (wall time, lag s)
 
     async def run(self, report: Path | None = None, every: float = 0.25) -> None:
+        """Measure until cancelled; with `report`, append the new samples to it (one
+        JSON line each) every `every` seconds, so reporting costs the same at any age."""
         loop = asyncio.get_running_loop()
         last_report = loop.time()
+        if report is not None:
+            report.write_text("", encoding="utf-8")
         while True:
             start = loop.time()
             await asyncio.sleep(self.interval)
             self.samples.append((time.time(), max(0.0, loop.time() - start - self.interval)))
-            if len(self.samples) > 200_000:
-                del self.samples[:100_000]
             if report is not None and loop.time() - last_report >= every:
                 last_report = loop.time()
                 self.write(report)
+            elif len(self.samples) > 200_000:
+                del self.samples[:100_000]
 
     def write(self, path: Path) -> None:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.samples[-100_000:]), encoding="utf-8")
-        tmp.replace(path)
+        with path.open("a", encoding="utf-8") as f:
+            f.writelines(f"[{at:.4f},{lag:.6f}]\n" for at, lag in self.samples)
+        self.samples.clear()
 
 
 def summarise(lags: list[float]) -> dict[str, float]:
@@ -50,5 +54,11 @@ def summarise(lags: list[float]) -> dict[str, float]:
 
 def lag_between(path: Path, start: float, end: float) -> dict[str, float]:
     """Max and p99 lag (ms) a child's monitor saw between two wall-clock times."""
-    samples = json.loads(path.read_text(encoding="utf-8"))
-    return summarise([lag for at, lag in samples if start <= at <= end])
+    lags = []
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            if line.endswith("\n"):  # a line being written is left out
+                at, lag = json.loads(line)
+                if start <= at <= end:
+                    lags.append(lag)
+    return summarise(lags)
