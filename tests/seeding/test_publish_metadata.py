@@ -164,6 +164,7 @@ def test_a_v1_torrent_keeps_its_zarr_metadata_only_when_aligned(
         # The upload stands; the instance could not check the documents against v1 pieces.
         assert r.returncode == 0, r.stderr
         assert "did not keep the zarr metadata documents" in r.stderr
+        assert "did not keep holdfast.yaml" in r.stderr and "piece hashes" in r.stderr
         assert "--align zarr" in r.stderr
         ih = infohash_of(r.stdout)
         assert live.api(f"/api/v1/uploads/{ih}")["status"] == "approved"
@@ -184,6 +185,7 @@ def test_a_v1_torrent_keeps_its_zarr_metadata_only_when_aligned(
         )  # fmt: skip
         assert r.returncode == 0, r.stderr
         assert "zarr metadata: 1 documents kept" in r.stderr
+        assert "metadata: holdfast.yaml kept by the instance" in r.stderr
         meta = live.api(f"/api/v1/uploads/{infohash_of(r.stdout)}/zarr-metadata")
         assert meta["source"] == "published"
         assert [f["path"] for f in meta["files"]] == ["aligned-v1/backscatter.zarr/zarr.json"]
