@@ -6,10 +6,13 @@
   4xx answers other than 408/429 are final. A blocked peer gets nothing.
 - `federation.sync` {peer}: read a followed peer's outbox from its cursor (the
   backfill after an accepted follow; re-runs continue where the last one stopped).
-- `federation.receive` {body, sender}: apply one inbox activity whose signature and
+- `federation.receive` {body, sender}: apply an inbox activity whose signature and
   proofs the inbox already checked (it answered 202): the catalogue insert, the
-  dataset and `.torrent` fetches. A Delete of an object not known yet is retried a
-  few times (it may have overtaken its Create); a refused activity is final.
+  dataset and `.torrent` fetches. The job takes the sender's other due activities
+  with it and applies them together, in order (one transaction for their uploads);
+  each job still succeeds, fails or is retried on its own. A Delete of an object not
+  known yet is retried a few times (it may have overtaken its Create); a refused
+  activity is final.
 - `federation.refetch` {object}: an upload whose dataset or `.torrent` could not be
   fetched, tried again with backoff (the origin's URL and the relaying peer's).
 - `federation.resync` (periodic): queue `federation.sync` for every followed peer not
@@ -22,6 +25,7 @@ import asyncio
 import hashlib
 import json
 import threading
+import traceback
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -35,11 +39,26 @@ from holdfast.federation.delivery import DeliveryFailed, deliver, queue_fanout
 from holdfast.federation.errors import FederationError
 from holdfast.federation.models import Follow, FollowState, OutboxItem, Peer
 from holdfast.federation.netguard import guarded_client
-from holdfast.jobs import JobContext, JobFailed, RetryLater, enqueue, job, periodic
+from holdfast.jobs import (
+    ClaimedJob,
+    JobContext,
+    JobFailed,
+    RetryLater,
+    claim_matching,
+    complete_many,
+    enqueue,
+    fail,
+    job,
+    periodic,
+    release,
+)
 
 DELIVERY_ATTEMPTS = 10
 RECEIVE_ATTEMPTS = 5
 REFETCH_AFTER_SECONDS = 30.0
+# A Delete of an object not known yet is looked at again after this many seconds
+# times its attempt (it may have overtaken its Create).
+OVERTAKEN_RETRY_SECONDS = 5.0
 UNFETCHED = ("torrent unavailable", "dataset unavailable")
 
 
@@ -142,33 +161,142 @@ async def _sync(fed: Any, peer_id: int) -> dict[str, int]:
 
 @job("federation.receive", max_attempts=RECEIVE_ATTEMPTS, retry_base_seconds=15.0)
 def receive_job(ctx: JobContext, payload: dict[str, Any]) -> None:
-    from holdfast.federation.replication import Receiver, Refused
-    from holdfast.federation.strictjson import loads_strict
+    """Apply this activity together with the sender's other due ones (up to
+    `RECEIVE_BATCH`, oldest first, claimed in one write), in order, through
+    `Receiver.apply_inbox`; each claimed job is then finished on its own, so an
+    activity that fails is retried (or given up) alone."""
+    from holdfast.federation.replication import Receiver
 
     fed = _federation(ctx)
     sender = str(payload["sender"])
-    activity = loads_strict(str(payload["body"]).encode("utf-8"))
-    if not isinstance(activity, dict):
-        raise JobFailed("the stored activity is not a JSON object")
+    others: list[ClaimedJob] = []
+    if not ctx.stopping.is_set():
+        others = claim_matching(
+            ctx.db,
+            ctx.worker,
+            receive_job,
+            field="sender",
+            value=sender,
+            limit=RECEIVE_BATCH - 1,
+            default_lock_seconds=ctx.settings.job_lock_seconds,
+        )
+    try:
+        jobs: list[tuple[ClaimedJob | None, dict[str, Any]]] = [(None, payload)]
+        jobs += [(c, c.payload) for c in others]
+        activities: list[dict[str, Any]] = []
+        held: list[tuple[ClaimedJob | None, dict[str, Any]]] = []
+        unreadable: list[ClaimedJob] = []
+        for claimed, data in jobs:
+            activity = _stored_activity(data)
+            if activity is None:
+                if claimed is None:
+                    raise JobFailed("the stored activity is not a JSON object")
+                unreadable.append(claimed)
+                continue
+            activities.append(activity)
+            held.append((claimed, activity))
 
-    async def apply(client: Any) -> str:
-        outcome: str = await Receiver(fed, client).receive(activity, sender, proofs_checked=True)
-        return outcome
+        async def apply(client: Any) -> list[str | Exception]:
+            results: list[str | Exception] = await Receiver(fed, client).apply_inbox(
+                activities, sender
+            )
+            return results
+
+        try:
+            results = run_with_client(fed, apply)
+        except Exception as exc:
+            for claimed in others:
+                fail(ctx.db, claimed, receive_job, _error_text(exc))
+            others = []
+            raise
+        for claimed in unreadable:
+            fail(
+                ctx.db,
+                claimed,
+                receive_job,
+                "JobFailed: the stored activity is not a JSON object",
+                permanent=True,
+            )
+        done: list[ClaimedJob] = []
+        refetch: list[str] = []
+        mine: str | Exception = "ignored"
+        for (claimed, activity), result in zip(held, results, strict=True):
+            if isinstance(result, str) and result in UNFETCHED:
+                obj = activity.get("object")
+                object_id = obj.get("id") if isinstance(obj, dict) else None
+                if isinstance(object_id, str):
+                    refetch.append(object_id)
+            if claimed is None:
+                mine = result
+                continue
+            attempt = claimed.attempt
+            if isinstance(result, Exception):
+                _fail_one(ctx, claimed, result)
+            elif result == "unknown object" and attempt < RECEIVE_ATTEMPTS:
+                _forget_seen(ctx, activity.get("id"))
+                fail(
+                    ctx.db,
+                    claimed,
+                    receive_job,
+                    "RetryLater: the deleted object is not known yet",
+                    retry_at=utcnow() + timedelta(seconds=OVERTAKEN_RETRY_SECONDS * attempt),
+                )
+            else:
+                done.append(claimed)
+        if refetch:
+            with ctx.db.write() as s:
+                for object_id in dict.fromkeys(refetch):
+                    queue_refetch(s, object_id)
+        complete_many(ctx.db, done, receive_job)
+        others = []
+    except BaseException:
+        for claimed in others:  # not finished: hand them back, the attempt not counted
+            release(ctx.db, claimed)
+        raise
+    _finish_mine(ctx, payload, mine)
+
+
+RECEIVE_BATCH = 100
+
+
+def _stored_activity(payload: dict[str, Any]) -> dict[str, Any] | None:
+    from holdfast.federation.strictjson import loads_strict
 
     try:
-        outcome = run_with_client(fed, apply)
-    except Refused as exc:
-        raise JobFailed(f"refused: {exc}") from exc
+        activity = loads_strict(str(payload["body"]).encode("utf-8"))
+    except Exception:  # stored by the inbox: only a damaged row fails here
+        return None
+    return activity if isinstance(activity, dict) else None
+
+
+def _error_text(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(exc))
+
+
+def _fail_one(ctx: JobContext, claimed: ClaimedJob, exc: Exception) -> None:
+    from holdfast.federation.replication import Refused
+
+    if isinstance(exc, Refused):
+        fail(ctx.db, claimed, receive_job, f"JobFailed: refused: {exc}", permanent=True)
+    else:
+        fail(ctx.db, claimed, receive_job, _error_text(exc))
+
+
+def _finish_mine(ctx: JobContext, payload: dict[str, Any], outcome: str | Exception) -> None:
+    """The claimed job's own outcome, as the job runner records it."""
+    from holdfast.federation.replication import Refused
+
+    if isinstance(outcome, Refused):
+        raise JobFailed(f"refused: {outcome}") from outcome
+    if isinstance(outcome, Exception):
+        raise outcome
     if outcome == "unknown object" and ctx.attempt < RECEIVE_ATTEMPTS:
         # A Delete that overtook its Create: forget we saw it and look again later.
+        activity = _stored_activity(payload) or {}
         _forget_seen(ctx, activity.get("id"))
-        raise RetryLater("the deleted object is not known yet", after=5.0 * ctx.attempt)
-    if outcome in UNFETCHED:
-        obj = activity.get("object")
-        object_id = obj.get("id") if isinstance(obj, dict) else None
-        if isinstance(object_id, str):
-            with ctx.db.write() as s:
-                queue_refetch(s, object_id)
+        raise RetryLater(
+            "the deleted object is not known yet", after=OVERTAKEN_RETRY_SECONDS * ctx.attempt
+        )
 
 
 def _forget_seen(ctx: JobContext, activity_id: Any) -> None:

@@ -976,34 +976,91 @@ class Receiver:
         await flush()
         return counts
 
+    async def apply_inbox(
+        self, activities: list[dict[str, Any]], sender: str
+    ) -> list[str | Exception]:
+        """What `receive(activity, sender, proofs_checked=True)` does for each of
+        `activities` (inbox deliveries of `sender` whose signature and proofs the inbox
+        already checked), in order; returns each one's outcome, or the error that
+        stopped it (the others go on). Runs of Creates, Updates and Announces of
+        embedded datasets and uploads are applied together as `apply_page` applies
+        them; any other activity alone, between them, through `receive`."""
+        results: list[str | Exception] = ["ignored"] * len(activities)
+        run: list[int] = []
+
+        async def flush() -> None:
+            if not run:
+                return
+            indexes = list(run)
+            run.clear()
+            try:
+                outcomes = await self._apply_run(
+                    [activities[i] for i in indexes], sender, proofs_checked=True
+                )
+            except Exception as exc:  # then one at a time, each failing alone
+                log.info("inbox activities of %s applied one by one: %s", sender, exc)
+                for i in indexes:
+                    results[i] = await self._receive_checked(activities[i], sender)
+                return
+            for i, outcome in zip(indexes, outcomes, strict=True):
+                results[i] = outcome
+
+        for index, activity in enumerate(activities):
+            if _batchable(activity, sender):
+                run.append(index)
+                continue
+            await flush()
+            results[index] = await self._receive_checked(activity, sender)
+        await flush()
+        return results
+
+    async def _receive_checked(self, activity: dict[str, Any], sender: str) -> str | Exception:
+        try:
+            outcome: str = await self.receive(activity, sender, proofs_checked=True)
+            return outcome
+        except Exception as exc:  # the caller fails this activity alone
+            return exc
+
     async def _apply_batch(self, items: list[dict[str, Any]], sender: str) -> tuple[int, int]:
-        """What `receive(item, sender, from_outbox=True)` does for each item, with the
-        I/O of the whole run overlapped: datasets first (in page order), then every
-        missing dataset and `.torrent` fetched at once (at most `PAGE_FETCHES` in
-        flight), then the uploads and the applied marks written in one transaction.
-        An item that fails is not marked applied (a later sync tries it again); an
-        upload whose files cannot be fetched is kept `unfetched` and retried later."""
-        self.proofs_checked = False
+        """`_apply_run` for outbox items, counted: (applied, failed)."""
+        outcomes = await self._apply_run(items, sender, proofs_checked=False)
+        failed = sum(1 for o in outcomes if isinstance(o, Exception))
+        return len(outcomes) - failed, failed
+
+    async def _apply_run(
+        self, items: list[dict[str, Any]], sender: str, *, proofs_checked: bool
+    ) -> list[str | Exception]:
+        """What `receive(item, sender, ...)` does for each item, with the I/O of the
+        whole run overlapped: datasets first (in order), then every missing dataset
+        and `.torrent` fetched at once (at most `PAGE_FETCHES` in flight), then the
+        uploads and the applied marks written in one transaction. Returns each item's
+        outcome or the error that stopped it. An item that fails is not marked applied
+        (a later sync or retry tries it again); an upload whose files cannot be fetched
+        is kept `unfetched` and retried later. `proofs_checked`: the inbox verified the
+        embedded objects' proofs already."""
+        self.proofs_checked = proofs_checked
+        results: list[str | Exception] = ["ignored"] * len(items)
         if not await self.allowed(sender):
-            log.info("outbox of %s not applied: not federated with", sender)
-            return 0, len(items)
+            log.info("activities of %s not applied: not federated with", sender)
+            return [Refused(f"{host_of(sender)} is not federated with", 403) for _ in items]
         ids = [i for i in (id_of(item) for item in items) if i]
         seen = await self.run(self._seen_many, ids) if ids else set()
         entries: list[_Entry] = []
-        applied = failed = 0
-        for item in items:
+        where: dict[int, int] = {}  # id(entry) -> index in items
+        for index, item in enumerate(items):
             activity_id = id_of(item)
             if activity_id and activity_id in seen:
-                applied += 1  # a duplicate: nothing to do
+                results[index] = "duplicate"
                 continue
             if activity_id:
                 seen.add(activity_id)
             try:
-                entry = await self._entry(item, sender)
+                entry = await self._entry(item, sender, proofs_checked=proofs_checked)
             except (FederationError, httpx.HTTPError) as exc:
-                failed += 1
-                log.info("outbox item of %s not applied: %s", sender, exc)
+                results[index] = exc
+                log.info("activity of %s not applied: %s", sender, exc)
                 continue
+            where[id(entry)] = index
             entries.append(entry)
         for entry in entries:
             if entry.outcome is None and "holdfast:Dataset" in types_of(entry.obj):
@@ -1021,10 +1078,15 @@ class Receiver:
             await self.run(self._mark_seen_many, marks, sender)
         for entry in entries:
             if entry.error is not None:
-                log.info("outbox item of %s not applied: %s", sender, entry.error)
-        return applied + len(done), failed + len(entries) - len(done)
+                log.info("activity of %s not applied: %s", sender, entry.error)
+                results[where[id(entry)]] = entry.error
+            else:
+                results[where[id(entry)]] = entry.outcome or "applied"
+        return results
 
-    async def _entry(self, item: dict[str, Any], sender: str) -> _Entry:
+    async def _entry(
+        self, item: dict[str, Any], sender: str, *, proofs_checked: bool = False
+    ) -> _Entry:
         obj = item["object"]
         torrent = None
         if "Announce" in types_of(item):
@@ -1038,7 +1100,8 @@ class Receiver:
             torrent = _http(item.get("torrent"))
         else:
             origin = sender
-        await self.check_origin_proof(obj, origin)
+        if not proofs_checked:
+            await self.check_origin_proof(obj, origin)
         if origin == self.fed.identity.actor_url:
             return _Entry(item, obj, origin, None, outcome="ours")
         return _Entry(item, obj, origin, torrent)

@@ -39,7 +39,15 @@ Running it: `background_jobs(db, settings)` in the app's lifespan, or
 `holdfast worker` processes (with `run_jobs = false` on the server).
 """
 
-from holdfast.jobs.engine import ClaimedJob, enqueue, requeue
+from holdfast.jobs.engine import (
+    ClaimedJob,
+    claim_matching,
+    complete_many,
+    enqueue,
+    fail,
+    release,
+    requeue,
+)
 from holdfast.jobs.kinds import (
     InvalidJob,
     JobContext,
@@ -73,10 +81,14 @@ __all__ = [
     "RetryLater",
     "UnknownJobKind",
     "background_jobs",
+    "claim_matching",
+    "complete_many",
     "default_registry",
     "enqueue",
+    "fail",
     "job",
     "load_job_modules",
     "periodic",
+    "release",
     "requeue",
 ]

@@ -263,6 +263,68 @@ def claim(
             )
 
 
+def claim_matching(
+    db: Database,
+    worker: str,
+    kind: JobKind,
+    *,
+    field: str,
+    value: str,
+    limit: int,
+    default_lock_seconds: float,
+    now: datetime | None = None,
+) -> list[ClaimedJob]:
+    """Take up to `limit` due jobs of `kind` whose payload's `field` is `value`, oldest
+    first, in one write: a handler that applies several at once (each still finished
+    on its own, by `complete_many`, `fail` or `release`).
+
+    Only queued and retrying jobs are taken: a running one whose lock lapsed is left
+    to `claim`, which decides whether it has attempts left. Each taken job counts an
+    attempt, as `claim` does.
+    """
+    if limit < 1:
+        return []
+    now = now or utcnow()
+    lock_seconds = kind.lock_seconds or default_lock_seconds
+    locked_until = now + timedelta(seconds=lock_seconds)
+    taken: list[ClaimedJob] = []
+    with db.write() as session:
+        rows = session.scalars(
+            select(Job)
+            .where(
+                UNFINISHED,
+                Job.next_attempt_at <= now,
+                Job.kind == kind.name,
+                Job.state != JobState.running.value,
+                Job.payload[field].as_string() == value,
+            )
+            .order_by(Job.next_attempt_at, Job.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for row in rows:
+            row.state = JobState.running.value
+            row.attempts += 1
+            row.locked_by = worker
+            row.locked_until = locked_until
+            row.next_attempt_at = locked_until
+            row.started_at = now
+            row.updated_at = now
+            taken.append(
+                ClaimedJob(
+                    id=row.id,
+                    kind=row.kind,
+                    payload=dict(row.payload),
+                    attempt=row.attempts,
+                    max_attempts=row.max_attempts,
+                    worker=worker,
+                    started_at=now,
+                    locked_until=locked_until,
+                )
+            )
+    return taken
+
+
 # --- finishing (only by the worker that still holds the job)
 
 
@@ -335,6 +397,39 @@ def complete(
         row.next_attempt_at = again_at if again_at is not None else _next_period(row, kind, now)
         row.finished_at = now
         return True
+
+
+def complete_many(
+    db: Database, claimed: list[ClaimedJob], kind: JobKind, *, now: datetime | None = None
+) -> list[int]:
+    """`complete` for several held jobs of one non-periodic kind in one transaction;
+    returns the ids recorded (a job no longer ours is left as it is)."""
+    if kind.every is not None:
+        raise ValueError("complete_many is for kinds that are not periodic")
+    now = now or utcnow()
+    done: list[int] = []
+    if not claimed:
+        return done
+    with db.write() as session:
+        rows = {
+            row.id: row
+            for row in session.scalars(
+                select(Job)
+                .where(Job.id.in_([c.id for c in claimed]), Job.state == JobState.running.value)
+                .with_for_update()
+            )
+        }
+        for c in claimed:
+            row = rows.get(c.id)
+            if row is None or row.locked_by != c.worker or row.attempts != c.attempt:
+                log.warning("job %s (%s): lock lost before it finished", c.id, c.kind)
+                continue
+            _unlock(row, now)
+            row.last_error = None
+            row.state = JobState.done.value
+            row.finished_at = now
+            done.append(c.id)
+    return done
 
 
 def fail(
