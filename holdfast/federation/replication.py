@@ -81,7 +81,7 @@ from holdfast.federation.service import (
     host_of,
 )
 from holdfast.moderation.models import Report
-from holdfast.moderation.service import refresh_upload_count
+from holdfast.moderation.service import refresh_upload_count, refresh_upload_counts
 from holdfast.torrents import TorrentError, bencode, parse_torrent
 from holdfast.torrents.bencode import BencodeError
 
@@ -1358,7 +1358,7 @@ class Receiver:
                     s.connection().execute(upload_files_insert, files)
                 for dataset in datasets.values():
                     dataset.updated_at = utcnow()
-                    refresh_upload_count(s, dataset.id)
+                refresh_upload_counts(s, datasets.values())
             for e in entries:
                 if e.upload is not None:
                     row = object_row(e, e.upload.infohash)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +49,22 @@ def require_moderator(actor: Account | None) -> Account:
     if not actor.has_role(Role.moderator):
         raise PermissionDenied("only moderators can do this")
     return actor
+
+
+def refresh_upload_counts(session: Session, datasets: Iterable[Dataset]) -> None:
+    """`refresh_upload_count` for many loaded datasets, with one query."""
+    by_id = {d.id: d for d in datasets}
+    if not by_id:
+        return
+    counts = dict(
+        session.execute(
+            select(Upload.dataset_id, func.count(Upload.id))
+            .where(Upload.dataset_id.in_(by_id), Upload.status == Status.approved.value)
+            .group_by(Upload.dataset_id)
+        ).all()
+    )
+    for dataset_id, dataset in by_id.items():
+        dataset.upload_count = int(counts.get(dataset_id, 0))
 
 
 def refresh_upload_count(session: Session, dataset_id: int) -> None:

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from holdfast.accounts.models import Role
-from holdfast.catalogue.models import Upload, UploadFile
+from holdfast.catalogue.models import Dataset, Upload, UploadFile
 from holdfast.federation.models import FedObject, OutboxItem, Peer, SeenActivity
 from holdfast.federation.netguard import guarded_client
 from holdfast.federation.replication import Receiver, _unavailable, mark_unavailable
@@ -123,6 +123,9 @@ def test_backfill_by_pages_tolerates_an_unfetchable_torrent_and_is_idempotent(
             )
             cursor = s.scalar(select(Peer.cursor).where(Peer.actor_id == a.actor_url))
         assert files and files >= 8
+        with b.instance.db.read() as s:
+            counts = {d.title: d.upload_count for d in s.scalars(select(Dataset))}
+        assert counts == {"Rivers": 4, "Lakes": 4}  # the stuck one (a Rivers upload) not yet
         assert cursor == 11  # every page read, the stuck upload did not stop it
 
         # Reading the whole outbox again adds nothing (idempotent); the stuck upload
