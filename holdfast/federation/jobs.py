@@ -162,7 +162,8 @@ async def _sync(fed: Any, peer_id: int) -> dict[str, int]:
 @job("federation.receive", max_attempts=RECEIVE_ATTEMPTS, retry_base_seconds=15.0)
 def receive_job(ctx: JobContext, payload: dict[str, Any]) -> None:
     """Apply this activity together with the sender's other due ones (up to
-    `RECEIVE_BATCH`, oldest first, claimed in one write), in order, through
+    `RECEIVE_BATCH`, oldest first, claimed in one write; more are taken while
+    deliveries keep arriving, for at most about 2 s), in order, through
     `Receiver.apply_inbox`; each claimed job is then finished on its own, so an
     activity that fails is retried (or given up) alone."""
     from holdfast.federation.replication import Receiver
@@ -170,17 +171,35 @@ def receive_job(ctx: JobContext, payload: dict[str, Any]) -> None:
     fed = _federation(ctx)
     sender = str(payload["sender"])
     others: list[ClaimedJob] = []
-    if not ctx.stopping.is_set():
-        others = claim_matching(
-            ctx.db,
-            ctx.worker,
-            receive_job,
-            field="sender",
-            value=sender,
-            limit=RECEIVE_BATCH - 1,
-            default_lock_seconds=ctx.settings.job_lock_seconds,
-        )
     try:
+        if not ctx.stopping.is_set():
+            others = claim_matching(
+                ctx.db,
+                ctx.worker,
+                receive_job,
+                field="sender",
+                value=sender,
+                limit=RECEIVE_BATCH - 1,
+                default_lock_seconds=ctx.settings.job_lock_seconds,
+            )
+            # While deliveries keep coming, wait a little for more of them (a few larger
+            # batches cost less than many small ones, and leave the inbox more time to
+            # answer); stop as soon as a wait brings nothing new.
+            for _ in range(RECEIVE_GATHER_ROUNDS):
+                if len(others) >= RECEIVE_BATCH - 1 or ctx.stopping.wait(RECEIVE_GATHER_SECONDS):
+                    break
+                more = claim_matching(
+                    ctx.db,
+                    ctx.worker,
+                    receive_job,
+                    field="sender",
+                    value=sender,
+                    limit=RECEIVE_BATCH - 1 - len(others),
+                    default_lock_seconds=ctx.settings.job_lock_seconds,
+                )
+                others += more
+                if not more:
+                    break
         jobs: list[tuple[ClaimedJob | None, dict[str, Any]]] = [(None, payload)]
         jobs += [(c, c.payload) for c in others]
         activities: list[dict[str, Any]] = []
@@ -256,7 +275,11 @@ def receive_job(ctx: JobContext, payload: dict[str, Any]) -> None:
     _finish_mine(ctx, payload, mine)
 
 
+# A receive job applies at most this many of its sender's activities at once, and
+# waits up to RECEIVE_GATHER_ROUNDS times RECEIVE_GATHER_SECONDS for them to arrive.
 RECEIVE_BATCH = 100
+RECEIVE_GATHER_SECONDS = 0.25
+RECEIVE_GATHER_ROUNDS = 8
 
 
 def _stored_activity(payload: dict[str, Any]) -> dict[str, Any] | None:

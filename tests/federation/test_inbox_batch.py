@@ -212,8 +212,9 @@ def test_many_creates_end_as_one_row_each_applied_together(
 
 
 def test_a_bad_activity_fails_alone_and_an_unfetchable_torrent_is_fetched_later(
-    make_settings: Any, tmp_path: Path, spy: list[int]
+    make_settings: Any, tmp_path: Path, spy: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr("holdfast.federation.jobs.RECEIVE_BATCH", 3)  # batches of 3
     # The receiving instance first: it gets the test's database (PostgreSQL too).
     with (
         InstanceThread(make_settings, name="beta", run_jobs=False) as b,
@@ -252,7 +253,7 @@ def test_a_bad_activity_fails_alone_and_an_unfetchable_torrent_is_fetched_later(
             deliver(a, b, activity)
 
         run_jobs(b)
-        assert spy == [len(sequence)]
+        assert len(sequence) == 8 and spy == [3, 3, 2]
         jobs = receive_jobs(b)
         assert jobs[bad["id"]].state == "dead"
         assert jobs[bad["id"]].attempts == 1
