@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
 import secrets
+import subprocess
 import sys
 import tempfile
 import time
@@ -458,14 +460,43 @@ def origin_catalogue(
     return creates
 
 
-def bench_inbox(work: Path, count: int, seconds: float, database: str) -> dict[str, Any]:
+def worker_process(node: Any) -> Any:
+    """`holdfast worker` for `node` (served with run_jobs off), in a child process."""
+    env = {
+        **os.environ,
+        **{f"HOLDFAST_{k.upper()}": str(v) for k, v in node.settings_values.items()},
+        "HOLDFAST_PUBLIC_URL": node.base_url,
+        "HOLDFAST_PORT": node.base_url.rsplit(":", 1)[1],
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "holdfast", "worker", "--grace", "1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(node.workdir / "worker.log").open("w"),
+    )
+
+
+def bench_inbox(
+    work: Path, count: int, seconds: float, database: str, worker: bool = False
+) -> dict[str, Any]:
     import httpx
 
     from tests.federation.interop.instances import InstanceProcess
     from tests.federation.interop.sinks import SinkServers
 
-    node = InstanceProcess(work / "inbox", name="gamma", **database_settings(work, "i", database))
-    with node, SinkServers(work / "origin", servers=1, per_server=1, layout="instance") as origin:
+    extra = {"run_jobs": False} if worker else {}
+    node = InstanceProcess(
+        work / "inbox", name="gamma", **database_settings(work, "i", database), **extra
+    )
+    with (
+        node,
+        SinkServers(work / "origin", servers=1, per_server=1, layout="instance") as origin,
+        contextlib.ExitStack() as stack,
+    ):
+        if worker:
+            child = worker_process(node)
+            stack.callback(child.wait, 30)
+            stack.callback(child.terminate)
         view = parent_view(node)
         sender = origin.actors[0]
         base = sender.rsplit("/actor", 1)[0]
@@ -645,6 +676,11 @@ def main() -> None:
     parser.add_argument("--followers", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=120.0, help="time bound of each part")
     parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument(
+        "--inbox-worker",
+        action="store_true",
+        help="inbox: serve with run_jobs off and run the jobs in a `holdfast worker` process",
+    )
     args = parser.parse_args()
     parts = set(args.part.split(","))
     print(f"# federation benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {machine()}")
@@ -654,7 +690,9 @@ def main() -> None:
             if "verify" in parts:
                 print_verify(bench_verify(args.verify_count, args.seconds))
             if "inbox" in parts:
-                row = bench_inbox(work, args.inbox_count, args.seconds, args.database)
+                row = bench_inbox(
+                    work, args.inbox_count, args.seconds, args.database, args.inbox_worker
+                )
                 print(f"\ninbox ({args.database}): {json.dumps(row, default=str)}")
                 print_inbox(row, args.database)
             if "backfill" in parts:
