@@ -168,6 +168,7 @@ class Seeder:
         self._entries: dict[int, Entry] = {}
         self._by_handle: dict[Any, Entry] = {}
         self._lock = threading.Lock()
+        self._alerts_lock = threading.Lock()
         self._requests: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -256,6 +257,9 @@ class Seeder:
         if entry is None:
             return None
         status = entry.handle.status()
+        # The alerts libtorrent posted up to this status (a full check among them) are
+        # handled before `rechecked` is read, so the two agree.
+        self._handle_alerts()
         error = status.errc.message() if status.errc.value() else ""
         uploaded = int(status.all_time_upload)
         return TorrentState(
@@ -411,6 +415,10 @@ class Seeder:
         self._pending_saves += 1
 
     def _handle_alerts(self) -> None:
+        with self._alerts_lock:  # the seeder thread and `state` both handle alerts
+            self._handle_alerts_locked()
+
+    def _handle_alerts_locked(self) -> None:
         for alert in self.session.pop_alerts():
             if isinstance(alert, lt.save_resume_data_alert):
                 self._pending_saves -= 1

@@ -97,10 +97,12 @@ class RangeServer:
                         chunk = handle.read(min(remaining, 1 << 16))
                         if not chunk:
                             break
-                        self.wfile.write(chunk)
-                        remaining -= len(chunk)
+                        # Counted before the write: a reader may be done with the
+                        # bytes before this thread runs again.
                         with server.stats.lock:
                             server.stats.bytes_sent += len(chunk)
+                        self.wfile.write(chunk)
+                        remaining -= len(chunk)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
