@@ -652,19 +652,22 @@ class Receiver:
                 if data is not None:
                     return data
             try:
-                fetched = await fetch(
-                    self.client,
-                    url,
-                    accept=TORRENT_ACCEPT,
-                    max_bytes=MAX_TORRENT_BYTES,
-                    sign=self.fed.signer,
-                )
+                return await self._fetch_torrent_file(url)
             except (FederationError, httpx.HTTPError) as exc:
                 log.info("torrent %s unavailable: %s", url, exc)
                 mark_unavailable(self.fed.base_url, url)
-                continue
-            return fetched.body
         return None
+
+    async def _fetch_torrent_file(self, url: str) -> bytes:
+        """One `.torrent` file, fetched signed and bounded in size."""
+        fetched = await fetch(
+            self.client,
+            url,
+            accept=TORRENT_ACCEPT,
+            max_bytes=MAX_TORRENT_BYTES,
+            sign=self.fed.signer,
+        )
+        return fetched.body
 
     def prefetch_torrents(self, items: list[Any], sender: str, bundle: str | None = None) -> None:
         """Start reading the `.torrent` files that the Uploads in `items` (a page of
@@ -729,16 +732,9 @@ class Receiver:
             if not await self.allowed(url):
                 return None
             try:
-                fetched = await fetch(
-                    self.client,
-                    url,
-                    accept=TORRENT_ACCEPT,
-                    max_bytes=MAX_TORRENT_BYTES,
-                    sign=self.fed.signer,
-                )
+                return await self._fetch_torrent_file(url)
             except (FederationError, httpx.HTTPError):
                 return None  # tried again, and reported, when the item is applied
-            return fetched.body
 
     def drop_prefetched(self, items: list[Any] | None = None) -> None:
         """Forget the early reads for `items` (all when None), e.g. of known uploads."""

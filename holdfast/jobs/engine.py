@@ -244,23 +244,7 @@ def claim(
                     continue
             lock_seconds = kind.lock_seconds or default_lock_seconds
             locked_until = now + timedelta(seconds=lock_seconds)
-            row.state = JobState.running.value
-            row.attempts += 1
-            row.locked_by = worker
-            row.locked_until = locked_until
-            row.next_attempt_at = locked_until
-            row.started_at = now
-            row.updated_at = now
-            return ClaimedJob(
-                id=row.id,
-                kind=row.kind,
-                payload=dict(row.payload),
-                attempt=row.attempts,
-                max_attempts=row.max_attempts,
-                worker=worker,
-                started_at=now,
-                locked_until=locked_until,
-            )
+            return _mark_running(row, worker, now, locked_until)
 
 
 def claim_matching(
@@ -303,25 +287,7 @@ def claim_matching(
             .with_for_update(skip_locked=True)
         ).all()
         for row in rows:
-            row.state = JobState.running.value
-            row.attempts += 1
-            row.locked_by = worker
-            row.locked_until = locked_until
-            row.next_attempt_at = locked_until
-            row.started_at = now
-            row.updated_at = now
-            taken.append(
-                ClaimedJob(
-                    id=row.id,
-                    kind=row.kind,
-                    payload=dict(row.payload),
-                    attempt=row.attempts,
-                    max_attempts=row.max_attempts,
-                    worker=worker,
-                    started_at=now,
-                    locked_until=locked_until,
-                )
-            )
+            taken.append(_mark_running(row, worker, now, locked_until))
     return taken
 
 
@@ -572,3 +538,24 @@ def prune_done(session: Session, *, older_than: datetime, limit: int = 1000) -> 
     )
     result = session.execute(delete(Job).where(Job.id.in_(ids)))
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _mark_running(row: Job, worker: str, now: datetime, locked_until: datetime) -> ClaimedJob:
+    """Take `row` for `worker` until `locked_until` (one more attempt)."""
+    row.state = JobState.running.value
+    row.attempts += 1
+    row.locked_by = worker
+    row.locked_until = locked_until
+    row.next_attempt_at = locked_until
+    row.started_at = now
+    row.updated_at = now
+    return ClaimedJob(
+        id=row.id,
+        kind=row.kind,
+        payload=dict(row.payload),
+        attempt=row.attempts,
+        max_attempts=row.max_attempts,
+        worker=worker,
+        started_at=now,
+        locked_until=locked_until,
+    )
