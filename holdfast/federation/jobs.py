@@ -47,6 +47,7 @@ from holdfast.jobs import (
     claim_matching,
     complete_many,
     enqueue,
+    enqueue_many,
     fail,
     job,
     periodic,
@@ -71,12 +72,20 @@ def queue_sync(s: Session, peer_id: int) -> None:
     enqueue(s, sync_job, {"peer": peer_id}, key=f"fed-sync:{peer_id}", rerun_finished=True)
 
 
-def queue_receive(s: Session, body: str, sender: str, activity_id: str | None) -> int:
-    """Store a verified inbox activity as a job (deduplicated by its id)."""
-    key = None
-    if activity_id:
-        key = "fed-in:" + hashlib.sha256(activity_id.encode()).hexdigest()
-    return enqueue(s, receive_job, {"body": body, "sender": sender}, key=key)
+def queue_receive_many(s: Session, items: list[tuple[str, str, str | None]]) -> None:
+    """Store verified inbox activities, (body, sender, activity id) each, as receive
+    jobs in one statement (deduplicated by activity id)."""
+    enqueue_many(
+        s,
+        receive_job,
+        [({"body": body, "sender": sender}, _receive_key(i)) for body, sender, i in items],
+    )
+
+
+def _receive_key(activity_id: str | None) -> str | None:
+    if not activity_id:
+        return None
+    return "fed-in:" + hashlib.sha256(activity_id.encode()).hexdigest()
 
 
 def queue_refetch(s: Session, object_id: str) -> None:

@@ -35,7 +35,7 @@ from holdfast.federation.httpsig import (
     check_signer_is_actor,
     verify_request,
 )
-from holdfast.federation.jobs import queue_receive
+from holdfast.federation.jobs import queue_receive_many
 from holdfast.federation.models import FedObject, ObjectState
 from holdfast.federation.replication import Receiver, Refused, id_of, types_of
 from holdfast.federation.service import TORRENT_BUNDLE_TYPE, Federation, host_of
@@ -425,8 +425,7 @@ class InboxQueue:
 
     def _store(self, items: list[tuple[str, str, str | None]]) -> None:
         with self.fed.db.write() as s:
-            for body, sender, activity_id in items:
-                queue_receive(s, body, sender, activity_id)
+            queue_receive_many(s, items)
 
 
 @router.post("/actor/inbox")

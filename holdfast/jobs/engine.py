@@ -82,14 +82,58 @@ def enqueue(
     queued again with the new payload.
     """
     job_kind = kind if isinstance(kind, JobKind) else registry.get(kind)
+    values = _job_values(job_kind, payload, key, run_at, max_attempts, utcnow())
+    if key is None:
+        job_id = session.execute(insert(Job).values(values).returning(Job.id)).scalar_one()
+    else:
+        job_id = _insert_keyed(session, values, rerun_finished=rerun_finished)
+    _wake_local_runners_after_commit(session)
+    return job_id
+
+
+def enqueue_many(
+    session: Session,
+    kind: JobKind | str,
+    jobs: list[tuple[Mapping[str, Any], str | None]],
+    *,
+    registry: JobRegistry = default_registry,
+) -> None:
+    """Add many jobs of one kind, (payload, key or None) each, in one statement of the
+    caller's transaction. As with `enqueue`, a key that exists (also twice in `jobs`)
+    leaves that job as it is; the ids are not returned."""
+    if not jobs:
+        return
+    job_kind = kind if isinstance(kind, JobKind) else registry.get(kind)
+    now = utcnow()
+    rows = [_job_values(job_kind, payload, key, None, None, now) for payload, key in jobs]
+    dialect = session.get_bind().dialect.name
+    stmt: Any
+    if dialect == "postgresql":
+        stmt = postgresql.insert(Job)
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(Job)
+    else:  # pragma: no cover - holdfast runs on SQLite and PostgreSQL only
+        raise InvalidJob(f"keyed jobs are not supported on {dialect}")
+    session.execute(stmt.on_conflict_do_nothing(index_elements=[Job.key]), rows)
+    _wake_local_runners_after_commit(session)
+
+
+def _job_values(
+    job_kind: JobKind,
+    payload: Mapping[str, Any] | None,
+    key: str | None,
+    run_at: datetime | timedelta | None,
+    max_attempts: int | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The row of a new job, its payload and key checked."""
     data = _checked_payload(payload)
     if key is not None and (not isinstance(key, str) or not 0 < len(key) <= MAX_KEY_LENGTH):
         raise InvalidJob(f"a job key must be a string of 1 to {MAX_KEY_LENGTH} characters")
     attempts_allowed = job_kind.max_attempts if max_attempts is None else max_attempts
     if attempts_allowed < 1:
         raise InvalidJob("max_attempts must be at least 1")
-    now = utcnow()
-    values: dict[str, Any] = {
+    return {
         "kind": job_kind.name,
         "key": key,
         "payload": data,
@@ -100,12 +144,6 @@ def enqueue(
         "created_at": now,
         "updated_at": now,
     }
-    if key is None:
-        job_id = session.execute(insert(Job).values(values).returning(Job.id)).scalar_one()
-    else:
-        job_id = _insert_keyed(session, values, rerun_finished=rerun_finished)
-    _wake_local_runners_after_commit(session)
-    return job_id
 
 
 def _insert_keyed(session: Session, values: dict[str, Any], *, rerun_finished: bool) -> int:

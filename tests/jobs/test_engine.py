@@ -20,6 +20,7 @@ from holdfast.jobs import (
     JobState,
     UnknownJobKind,
     enqueue,
+    enqueue_many,
     requeue,
 )
 from holdfast.jobs.engine import (
@@ -134,6 +135,49 @@ def test_enqueue_with_a_key_is_idempotent(db: Database, registry: JobRegistry) -
     row = get(db, first)
     assert (row.state, row.attempts, row.payload, row.finished_at) == ("queued", 0, {"n": 5}, None)
     assert count_jobs(db) == 2
+
+
+def test_enqueue_many_adds_new_keys_once_and_leaves_existing_ones(
+    db: Database, registry: JobRegistry
+) -> None:
+    known = add(db, registry, key="inbox:a", payload={"n": 1})
+    with db.write() as session:
+        enqueue_many(
+            session,
+            "test.work",
+            [
+                ({"n": 2}, "inbox:a"),  # exists: left as it is
+                ({"n": 3}, "inbox:b"),
+                ({"n": 4}, "inbox:b"),  # twice in one call: the first wins
+                ({"n": 5}, None),
+                ({"n": 6}, None),
+            ],
+            registry=registry,
+        )
+    with db.read() as session:
+        rows = {(j.key, j.payload["n"], j.state) for j in session.scalars(select(Job))}
+    assert rows == {
+        ("inbox:a", 1, "queued"),
+        ("inbox:b", 3, "queued"),
+        (None, 5, "queued"),
+        (None, 6, "queued"),
+    }
+    assert get(db, known).payload == {"n": 1}
+    claimed = take(db, registry, utcnow() + timedelta(seconds=1))
+    assert claimed is not None and claimed.kind == "test.work"
+
+
+def test_enqueue_many_with_one_bad_job_adds_none(db: Database, registry: JobRegistry) -> None:
+    with db.write() as session:
+        with pytest.raises(InvalidJob):
+            enqueue_many(
+                session,
+                "test.work",
+                [({"n": 1}, "inbox:ok"), ({"x": math.nan}, "inbox:bad")],
+                registry=registry,
+            )
+        enqueue_many(session, "test.work", [], registry=registry)
+    assert count_jobs(db) == 0
 
 
 def test_rerun_finished_leaves_unfinished_jobs_alone(db: Database, registry: JobRegistry) -> None:
