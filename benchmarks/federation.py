@@ -2,6 +2,7 @@
 
     python benchmarks/federation.py [--part verify,inbox,backfill,fanout]
         [--verify-count 2000] [--inbox-count 2000] [--uploads 10000] [--followers 200]
+        [--database sqlite|postgres] [--jobs process|threads|worker]
 
 Everything runs on 127.0.0.1, every loop is bounded in count and in time.
 
@@ -373,11 +374,17 @@ DROPS: list[Any] = []
 # (a) backfill
 
 
-def bench_backfill(work: Path, uploads: int, seconds: float, database: str) -> dict[str, Any]:
+def bench_backfill(
+    work: Path, uploads: int, seconds: float, database: str, jobs: str = "process"
+) -> dict[str, Any]:
     from tests.federation.interop.instances import InstanceProcess
 
-    a = InstanceProcess(work / "a", name="alpha", **database_settings(work, "a", database))
-    b = InstanceProcess(work / "b", name="beta", **database_settings(work, "b", database))
+    a = InstanceProcess(
+        work / "a", name="alpha", **database_settings(work, "a", database), **jobs_settings(jobs)
+    )
+    b = InstanceProcess(
+        work / "b", name="beta", **database_settings(work, "b", database), **jobs_settings(jobs)
+    )
     with a, b:
         view_a, view_b = parent_view(a), parent_view(b)
         start = time.monotonic()
@@ -476,17 +483,31 @@ def worker_process(node: Any) -> Any:
     )
 
 
+def jobs_settings(jobs: str) -> dict[str, Any]:
+    """Where an instance runs its jobs: "process" (a child process, as `holdfast serve`
+    does by default), "threads" (threads of the server), "worker" (none: a separate
+    `holdfast worker` runs them, started by the benchmark)."""
+    return {
+        "process": {"job_process": True},
+        "threads": {"job_process": False},
+        "worker": {"run_jobs": False},
+    }[jobs]
+
+
 def bench_inbox(
-    work: Path, count: int, seconds: float, database: str, worker: bool = False
+    work: Path, count: int, seconds: float, database: str, jobs: str = "process"
 ) -> dict[str, Any]:
     import httpx
 
     from tests.federation.interop.instances import InstanceProcess
     from tests.federation.interop.sinks import SinkServers
 
-    extra = {"run_jobs": False} if worker else {}
+    worker = jobs == "worker"
     node = InstanceProcess(
-        work / "inbox", name="gamma", **database_settings(work, "i", database), **extra
+        work / "inbox",
+        name="gamma",
+        **database_settings(work, "i", database),
+        **jobs_settings(jobs),
     )
     with (
         node,
@@ -575,7 +596,9 @@ def bench_inbox(
 # (c) fan-out
 
 
-def bench_fanout(work: Path, followers: int, seconds: float, database: str) -> dict[str, Any]:
+def bench_fanout(
+    work: Path, followers: int, seconds: float, database: str, jobs: str = "process"
+) -> dict[str, Any]:
     from tests.federation.interop.instances import InstanceProcess
     from tests.federation.interop.looplag import lag_between
     from tests.federation.interop.sinks import SinkServers
@@ -586,6 +609,7 @@ def bench_fanout(work: Path, followers: int, seconds: float, database: str) -> d
         work / "fanout",
         name="delta",
         federation_auto_accept=True,
+        **jobs_settings(jobs),
         **database_settings(work, "f", database),
     )
     with node, SinkServers(work / "sinks", servers=servers, per_server=per_server) as sinks:
@@ -677,9 +701,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=120.0, help="time bound of each part")
     parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument(
-        "--inbox-worker",
-        action="store_true",
-        help="inbox: serve with run_jobs off and run the jobs in a `holdfast worker` process",
+        "--jobs",
+        choices=["process", "threads", "worker"],
+        default="process",
+        help="where the instances run their jobs: a child process (as `holdfast serve` "
+        "does), threads of the server, or (inbox only) a separate `holdfast worker`",
     )
     args = parser.parse_args()
     parts = set(args.part.split(","))
@@ -690,19 +716,17 @@ def main() -> None:
             if "verify" in parts:
                 print_verify(bench_verify(args.verify_count, args.seconds))
             if "inbox" in parts:
-                row = bench_inbox(
-                    work, args.inbox_count, args.seconds, args.database, args.inbox_worker
-                )
+                row = bench_inbox(work, args.inbox_count, args.seconds, args.database, args.jobs)
                 print(f"\ninbox ({args.database}): {json.dumps(row, default=str)}")
-                print_inbox(row, args.database)
+                print_inbox(row, f"{args.database}, jobs: {args.jobs}")
             if "backfill" in parts:
-                row = bench_backfill(work, args.uploads, args.seconds, args.database)
+                row = bench_backfill(work, args.uploads, args.seconds, args.database, args.jobs)
                 print(f"\nbackfill ({args.database}): {json.dumps(row)}")
-                print_backfill(row, args.database)
+                print_backfill(row, f"{args.database}, jobs: {args.jobs}")
             if "fanout" in parts:
-                row = bench_fanout(work, args.followers, args.seconds, args.database)
+                row = bench_fanout(work, args.followers, args.seconds, args.database, args.jobs)
                 print(f"\nfanout ({args.database}): {json.dumps(row)}")
-                print_fanout(row, args.database)
+                print_fanout(row, f"{args.database}, jobs: {args.jobs}")
         finally:
             for drop in DROPS:
                 drop()

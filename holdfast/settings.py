@@ -126,8 +126,14 @@ class Settings(BaseSettings):
     # --- background work
     run_jobs: bool = Field(
         default=True,
-        description="Run background jobs inside the server process. Turn off when running "
-        "`holdfast worker` processes instead.",
+        description="Run background jobs as part of `holdfast serve` (see job_process). Turn "
+        "off when running `holdfast worker` processes instead.",
+    )
+    job_process: bool = Field(
+        default=True,
+        description="With run_jobs, `holdfast serve` runs the jobs in a child process of its "
+        "own (on another core, so busy jobs never slow the answers) rather than in threads "
+        "of the server process.",
     )
     job_lock_seconds: int = Field(default=300, ge=1, description="How long a worker holds a job.")
 

@@ -25,6 +25,9 @@ def serve(log_level: str, **options: Any) -> None:
     from holdfast.app import create_app
 
     settings = build_settings(options)
+    job_process = settings.run_jobs and settings.job_process
+    if job_process:  # the server runs none itself: its child process does
+        settings = settings.model_copy(update={"run_jobs": False})
     app = create_app(settings)
     instance = app.state.instance
     base = instance.base_url
@@ -39,6 +42,10 @@ def serve(log_level: str, **options: Any) -> None:
         f"holdfast: serving at {base}/ (listening on "
         f"{instance.settings.host}:{instance.settings.port})"
     )
+    if job_process:
+        with_job_process(app, instance.settings.model_copy(update={"run_jobs": True}))
+    elif not instance.settings.run_jobs:
+        click.echo("holdfast: background jobs are left to `holdfast worker` processes")
     uvicorn.run(
         app,
         host=instance.settings.host,
@@ -46,6 +53,31 @@ def serve(log_level: str, **options: Any) -> None:
         log_level=log_level,
         proxy_headers=False,
     )
+
+
+def with_job_process(app: Any, settings: Any) -> None:
+    """Run the jobs in a child process for the app's lifetime: started once the app has
+    started (its database is migrated), stopped when it shuts down (uvicorn ends the
+    process with the signal it got right after that, so later would be too late)."""
+    import asyncio
+    import contextlib
+    from collections.abc import AsyncIterator
+
+    from holdfast.jobs.child import JobProcess
+
+    inner = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(a: Any) -> AsyncIterator[Any]:
+        async with inner(a) as state:
+            jobs = await asyncio.to_thread(JobProcess(settings).start)
+            click.echo(f"holdfast: background jobs run in process {jobs.pid}")
+            try:
+                yield state
+            finally:
+                await asyncio.to_thread(jobs.stop)
+
+    app.router.lifespan_context = lifespan
 
 
 def safe_url(url: str) -> str:

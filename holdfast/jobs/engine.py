@@ -217,9 +217,14 @@ def register_wakeup(wakeup: threading.Event) -> None:
     _local_wakeups.add(wakeup)
 
 
-def _wake_local_runners(_session: Session) -> None:
+def wake_local_runners() -> None:
+    """Wake this process's idle runners (and a server's job process) to claim now."""
     for wakeup in list(_local_wakeups):
         wakeup.set()
+
+
+def _wake_local_runners(_session: Session) -> None:
+    wake_local_runners()
 
 
 def _wake_local_runners_after_commit(session: Session) -> None:

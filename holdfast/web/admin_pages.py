@@ -31,6 +31,7 @@ SHOWN_SETTINGS = (
     "production",
     "allow_private_addresses",
     "run_jobs",
+    "job_process",
     "tracker",
     "tracker_open",
     "scrape_interval_minutes",

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -60,6 +61,11 @@ def test_serve_with_zero_configuration(tmp_path):
     assert secret.is_file() and oct(secret.stat().st_mode & 0o777) == "0o600"
     link = re.search(r"http://127\.0\.0\.1:\d+/setup\?token=(\S+)", out)
     assert link, out
+    # Its jobs ran in a child process, which stopped with it.
+    jobs = re.search(r"background jobs run in process (\d+)", out)
+    assert jobs, out
+    assert int(jobs.group(1)) not in (proc.pid, os.getpid())
+    assert not Path(f"/proc/{jobs.group(1)}").exists()
 
 
 @pytest.mark.parametrize(

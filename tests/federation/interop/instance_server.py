@@ -33,7 +33,13 @@ def main() -> None:
     from holdfast.settings import Settings
 
     settings = Settings(**values, port=port, public_url=base_url)
-    app = create_app(settings)
+    if settings.run_jobs and settings.job_process:  # as `holdfast serve` does
+        from holdfast.cli.serve import with_job_process
+
+        app = create_app(settings.model_copy(update={"run_jobs": False}))
+        with_job_process(app, settings)
+    else:
+        app = create_app(settings)
     config = uvicorn.Config(
         app,
         log_level=log_level,

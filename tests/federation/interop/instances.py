@@ -123,6 +123,7 @@ class InstanceProcess:
         values = {
             **QUIET,
             "run_jobs": True,
+            "job_process": False,  # jobs in threads of the server; benchmarks choose
             "allow_private_addresses": True,
             "instance_name": name,
             "instance_title": f"Archive {name}",
