@@ -693,7 +693,10 @@ class Receiver:
                 or recently_unavailable(self.fed.base_url, url)
             ):
                 continue
-            read = self._read_early(url) if together is None else self._from_bundle(together, url)
+            if together is None:
+                read = self._read_early(url)
+            else:
+                read = self._from_bundle(together, url, obj)
             self._prefetched[url] = asyncio.ensure_future(read)
 
     async def _read_bundle(self, url: str) -> dict[str, bytes]:
@@ -723,9 +726,21 @@ class Receiver:
             if isinstance(value, bytes)
         }
 
-    async def _from_bundle(self, bundle: asyncio.Task[dict[str, bytes]], url: str) -> bytes | None:
+    async def _from_bundle(
+        self, bundle: asyncio.Task[dict[str, bytes]], url: str, upload: Mapping[str, Any]
+    ) -> bytes | None:
+        """The `.torrent` at `url` from the bundle when it has the infohashes the signed
+        `upload` names, else read by the URL itself (a wrong file taken from the bundle
+        would get the upload refused, though its own file can be read)."""
         data = (await asyncio.shield(bundle)).get(url)
-        return data if data is not None else await self._read_early(url)
+        if data is not None:
+            try:
+                _, v1, v2, _ = _upload_refs(upload)
+                await self.run(_checked_torrent, data, v1, v2)
+                return data
+            except Refused as exc:
+                log.info("torrent bundle entry %s not used: %s", url, exc)
+        return await self._read_early(url)
 
     async def _read_early(self, url: str) -> bytes | None:
         async with self._prefetch_gate:
