@@ -700,7 +700,8 @@ class Receiver:
             self._prefetched[url] = asyncio.ensure_future(read)
 
     async def _read_bundle(self, url: str) -> dict[str, bytes]:
-        """{torrent URL: file} from a peer's `holdfast:torrents` link; empty on failure."""
+        """{torrent URL: file} from a peer's `holdfast:torrents` link; empty on failure.
+        Read at the link itself: a redirect (perhaps to another host) is a failure."""
         if not await self.allowed(url):
             return {}
         try:
@@ -709,6 +710,7 @@ class Receiver:
                 url,
                 accept=TORRENT_BUNDLE_TYPE,
                 max_bytes=MAX_TORRENT_BUNDLE + 64 * 1024,
+                max_redirects=0,
                 sign=self.fed.signer,
             )
             if media_type(fetched.content_type) != TORRENT_BUNDLE_TYPE:
