@@ -368,17 +368,31 @@ def test_a_bundle_larger_than_the_limit_is_not_used(
 # --------------------------------------------------------------- 7. another host
 
 
+@pytest.mark.parametrize("way", ["link", "redirect"])
 def test_a_bundle_on_another_host_is_not_fetched(
-    receiver: InstanceThread, peer: BundlePeer, tmp_path: Path, other_keys: InstanceKeys
+    receiver: InstanceThread,
+    peer: BundlePeer,
+    tmp_path: Path,
+    other_keys: InstanceKeys,
+    way: str,
 ) -> None:
-    """A page naming a bundle on another host: that host gets no request at all, and
-    every file is read from the sender by its own URL."""
+    """A page naming a bundle on another host, or a bundle link on the sender that
+    redirects there: that host gets no request at all, and every file is read from
+    the sender by its own URL."""
     with BundlePeer(tmp_path / "elsewhere", other_keys, uploads=1) as elsewhere:
-        peer.bundle_link = lambda after: f"{elsewhere.base_url}/actor/outbox/torrents?after={after}"
+        there = f"{elsewhere.base_url}/actor/outbox/torrents?after={{}}"
+        if way == "link":
+            peer.bundle_link = there.format
+        else:
+
+            async def answer(after: int, genuine: dict[bytes, bytes]) -> Response:
+                return Response(status_code=302, headers={"location": there.format(after)})
+
+            peer.bundle = answer
         counts = backfill(receiver, peer)
         assert elsewhere.requests == []
     assert counts == {"pages": 3, "items": 5, "failed": 0}
-    assert bundles_read(peer) == []
+    assert bundles_read(peer) == ([] if way == "link" else BUNDLES)
     assert fetched_singly(peer) == urls(*peer.uploads)
     assert_catalogue(receiver, peer, peer.uploads)
 
