@@ -27,6 +27,7 @@ from holdfast.arrays.errors import MetadataError, MissingExtraError
 from holdfast.arrays.models import UploadMetadata
 from holdfast.catalogue.models import SearchDocument, Status, Upload
 from holdfast.catalogue.text import render_markdown
+from holdfast.db.base import utcnow
 from holdfast.errors import Conflict, InvalidInput
 from holdfast.instance import Instance
 from holdfast.torrents import Torrent
@@ -114,22 +115,47 @@ def _store(
     checked: tuple[dict[str, Any], str] | None,
 ) -> UploadMetadata | None:
     with instance.db.write() as s:
-        row = s.get(UploadMetadata, upload.id)
-        old_text = row.search_text if row is not None else ""
-        new_text = checked[1] if checked is not None else ""
-        _reindex(s, upload.id, old_text, new_text)
-        if checked is None or content is None:
-            if row is not None:
-                s.delete(row)
-            return None
-        if row is None:
-            row = UploadMetadata(upload_id=upload.id)
-            s.add(row)
-        row.account_id = actor.id
-        row.display, row.search_text, row.yaml = checked[0], checked[1], content
-        s.flush()
-        s.expunge(row)
+        row = put_metadata(s, upload.id, content, checked, actor.id)
+        if row is not None:
+            s.flush()
+            s.expunge(row)
         return row
+
+
+def put_metadata(
+    s: Session,
+    upload_id: int,
+    content: str | None,
+    checked: tuple[dict[str, Any], str] | None,
+    account_id: int | None,
+    *,
+    publish: bool = True,
+) -> UploadMetadata | None:
+    """In `s`: keep `content` (already checked by `check_yaml`) as the upload's
+    holdfast.yaml, or forget it (None), and re-index the upload. With `publish` the
+    upload counts as changed, so federation sends the new version of its object."""
+    row = s.get(UploadMetadata, upload_id)
+    old_text = row.search_text if row is not None else ""
+    new_text = checked[1] if checked is not None else ""
+    _reindex(s, upload_id, old_text, new_text)
+    if publish:
+        s.info.setdefault("changes", set()).add(("uploads", upload_id))
+    if checked is None or content is None:
+        if row is not None:
+            s.delete(row)
+        return None
+    if row is None:
+        row = UploadMetadata(upload_id=upload_id)
+        s.add(row)
+    row.account_id = account_id
+    row.display, row.search_text, row.yaml = checked[0], checked[1], content
+    row.updated_at = utcnow()
+    return row
+
+
+def stored_yaml(s: Session, upload_id: int) -> str | None:
+    """The upload's holdfast.yaml as handed over, or None."""
+    return s.scalar(select(UploadMetadata.yaml).where(UploadMetadata.upload_id == upload_id))
 
 
 def _reindex(s: Session, upload_id: int, old_text: str, new_text: str) -> None:

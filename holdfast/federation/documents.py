@@ -43,6 +43,9 @@ DATASET_PART_TYPE = "holdfast:DatasetPart"
 
 MAX_NAME_CHARS = 512
 MAX_DESCRIPTION_CHARS = 64 * 1024
+# An upload's holdfast.yaml travels in its object only up to this size (requests are
+# limited to 1 MiB); a larger one stays on the origin's pages.
+MAX_FEDERATED_YAML_BYTES = 256 * 1024
 SUMMARY_EXCERPT_CHARS = 500
 MAX_TAGS = 32
 
@@ -256,8 +259,17 @@ class UploadInfo:
     infohash_v2: str | None = None
     description: str = ""
     tags: tuple[str, ...] = ()
+    metadata_yaml: str | None = None  # the torrent's holdfast.yaml, as handed over
+    updated: datetime | None = None
 
     def __post_init__(self) -> None:
+        if self.metadata_yaml is not None and (
+            not isinstance(self.metadata_yaml, str)
+            or len(self.metadata_yaml.encode("utf-8")) > MAX_FEDERATED_YAML_BYTES
+        ):
+            raise DocumentError(
+                f"metadata_yaml must be text of at most {MAX_FEDERATED_YAML_BYTES} bytes"
+            )
         for what in ("url", "dataset_url", "torrent_url"):
             _http_url(getattr(self, what), what)
         _text(self.name, "name")
@@ -339,6 +351,10 @@ def upload_document(identity: InstanceIdentity, upload: UploadInfo) -> dict[str,
         document["infohashV1"] = upload.infohash_v1
     if upload.infohash_v2:
         document["infohashV2"] = upload.infohash_v2
+    if upload.metadata_yaml is not None:
+        document["holdfastYaml"] = upload.metadata_yaml
+    if upload.updated is not None:
+        document["updated"] = _utc(upload.updated, "updated")
     return document
 
 

@@ -57,6 +57,8 @@ from holdfast.catalogue.service import (
 )
 from holdfast.catalogue.text import path_index_text, render_markdown
 from holdfast.db.base import utcnow
+from holdfast.errors import InvalidInput
+from holdfast.federation.documents import MAX_FEDERATED_YAML_BYTES
 from holdfast.federation.errors import FederationError, FetchError, ProofRejected
 from holdfast.federation.fetch import TORRENT_ACCEPT, fetch, fetch_json, media_type
 from holdfast.federation.keys import actor_assertion_keys
@@ -79,6 +81,7 @@ from holdfast.federation.service import (
     Federation,
     dumps,
     host_of,
+    moment_of,
 )
 from holdfast.moderation.models import Report
 from holdfast.moderation.service import refresh_upload_count, refresh_upload_counts
@@ -614,6 +617,8 @@ class Receiver:
         object_id, v1, v2, dataset_ref = _upload_refs(doc)
         infohash = v2 or v1 or ""
         known = await self.run(self._upload_known, object_id)
+        if known == "known":
+            return await self.run(self.refresh_upload, doc, origin) or known
         if known:
             return known
         dataset_id = await self.run(self._current_dataset, dataset_ref)
@@ -636,8 +641,9 @@ class Receiver:
             await self.run(self._store_unfetched, doc, origin, received_from, infohash)
             return "torrent unavailable"
         parsed = _checked_torrent(data, v1, v2)
+        metadata = await self.run(_carried_metadata, doc, parsed)
         return await self.run(
-            self._insert_upload, doc, origin, received_from, parsed, data, dataset_id
+            self._insert_upload, doc, origin, received_from, parsed, data, dataset_id, metadata
         )
 
     async def fetch_torrent(self, doc: Mapping[str, Any], torrent: str | None) -> bytes | None:
@@ -777,6 +783,47 @@ class Receiver:
             return None
         return "deleted at its origin" if state == ObjectState.deleted.value else "known"
 
+    def refresh_upload(self, doc: Mapping[str, Any], origin: str) -> str | None:
+        """A later signed version of a known upload from its origin (its holdfast.yaml
+        handed over, changed or withdrawn there): its JSON is kept, and the metadata
+        with it when valid. None when `doc` is not newer than what is kept. Metadata
+        someone handed over on this instance is left as it is."""
+        from holdfast.arrays.models import UploadMetadata
+        from holdfast.arrays.stored import put_metadata
+
+        with self.db.read() as s:
+            row = s.scalar(select(FedObject).where(FedObject.object_id == doc.get("id")))
+            if (
+                row is None
+                or row.local
+                or row.origin != origin
+                or row.upload_id is None
+                or row.state != ObjectState.current.value
+                or not _newer(doc, json.loads(row.json))
+            ):
+                return None
+            upload_id = row.upload_id
+            data = s.scalar(select(TorrentBlob.data).where(TorrentBlob.upload_id == upload_id))
+            handed = s.scalar(
+                select(UploadMetadata.account_id).where(UploadMetadata.upload_id == upload_id)
+            )
+        metadata = None
+        if data is not None:
+            try:
+                metadata = _carried_metadata(doc, parse_torrent(data))
+            except TorrentError:
+                metadata = None
+        with self.db.write() as s:
+            row = s.scalar(select(FedObject).where(FedObject.object_id == doc.get("id")))
+            if row is None or not _newer(doc, json.loads(row.json)):
+                return None  # a later one got here first
+            row.json = dumps(doc)
+            row.updated_at = utcnow()
+            if handed is None:
+                text, checked = metadata if metadata is not None else (None, None)
+                put_metadata(s, upload_id, text, checked, None, publish=False)
+        return "updated"
+
     def _current_dataset(self, dataset_ref: str) -> int | None:
         with self.db.read() as s:
             return s.scalar(
@@ -844,6 +891,7 @@ class Receiver:
         torrent: Any,
         data: bytes,
         dataset_id: int,
+        metadata: tuple[str, tuple[dict[str, Any], str]] | None = None,
     ) -> str:
         with self.db.write() as s:
             conditions = []
@@ -881,6 +929,8 @@ class Receiver:
                 )
                 dataset.updated_at = utcnow()
                 refresh_upload_count(s, dataset_id)
+                if metadata is not None:
+                    _mirror_metadata(s, upload.id, metadata)
             row = self._object_row(s, doc, origin, received_from, upload.infohash)
             row.state = ObjectState.current.value
             row.upload_id = upload.id
@@ -1139,6 +1189,8 @@ class Receiver:
             if state is not None and state != ObjectState.unfetched.value:
                 deleted = state == ObjectState.deleted.value
                 e.outcome = "deleted at its origin" if deleted else "known"
+                if e.outcome == "known" and "updated" in e.obj:
+                    e.outcome = await self.run(self.refresh_upload, e.obj, e.origin) or "known"
         pending = [e for e in pending if e.outcome is None]
         gate = asyncio.Semaphore(PAGE_FETCHES)
         missing: dict[str, str] = {}
@@ -1186,6 +1238,8 @@ class Receiver:
                     e.action, e.outcome = "insert", "upload created"
                 except Refused as exc:
                     e.error = exc
+                    continue
+                e.metadata = _carried_metadata(e.obj, e.parsed)
 
         if need:
             await self.run(parse_all)
@@ -1378,6 +1432,8 @@ class Receiver:
                     row.state = ObjectState.current.value
                     row.upload_id = e.upload.id
                     row.dataset_id = e.upload.dataset_id
+                    if e.metadata is not None:  # in page order: a later version wins
+                        _mirror_metadata(s, e.upload.id, e.metadata)
             self._add_seen(s, marks, received_from)
 
     # -------------------------------------------------------------- outbox sync
@@ -1552,6 +1608,7 @@ class _Entry:
     data: bytes | None = None
     parsed: Any = None
     upload: Upload | None = None
+    metadata: tuple[str, tuple[dict[str, Any], str]] | None = None  # (yaml, checked)
 
     @property
     def activity_id(self) -> str | None:
@@ -1615,6 +1672,44 @@ def _new_upload(torrent: Any, doc: Mapping[str, Any], dataset_id: int, status: s
         description_html=render_markdown(description),
         status=status,
     )
+
+
+def _carried_metadata(
+    doc: Mapping[str, Any], torrent: Any
+) -> tuple[str, tuple[dict[str, Any], str]] | None:
+    """The holdfast.yaml an Upload object carries, with its checked fields, when it is
+    the torrent's own file and valid; else None (the upload is kept without it)."""
+    text = doc.get("holdfastYaml")
+    if not isinstance(text, str) or len(text.encode("utf-8")) > MAX_FEDERATED_YAML_BYTES:
+        return None
+    from holdfast.arrays.stored import check_yaml
+
+    try:
+        return text, check_yaml(torrent, text)
+    except InvalidInput as exc:
+        log.info("the holdfast.yaml of %s is not kept: %s", doc.get("id"), exc)
+        return None
+
+
+def _mirror_metadata(
+    s: Session, upload_id: int, metadata: tuple[str, tuple[dict[str, Any], str]]
+) -> None:
+    """Keep a peer's checked holdfast.yaml for an upload, unless someone handed one
+    over on this instance (that one stays)."""
+    from holdfast.arrays.models import UploadMetadata
+    from holdfast.arrays.stored import put_metadata
+
+    handed = s.scalar(
+        select(UploadMetadata.account_id).where(UploadMetadata.upload_id == upload_id)
+    )
+    if handed is None:
+        put_metadata(s, upload_id, *metadata, None, publish=False)
+
+
+def _newer(doc: Mapping[str, Any], than: Mapping[str, Any]) -> bool:
+    """Whether `doc` is a later version of the same object than `than` (by `updated`)."""
+    mine, theirs = moment_of(doc.get("updated")), moment_of(than.get("updated"))
+    return mine is not None and (theirs is None or mine > theirs)
 
 
 def _checked_torrent(data: bytes, v1: str | None, v2: str | None) -> Any:

@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -38,6 +38,7 @@ from holdfast.db import Changes, Database
 from holdfast.db.base import utcnow
 from holdfast.federation.discovery import FederationPolicy
 from holdfast.federation.documents import (
+    MAX_FEDERATED_YAML_BYTES,
     PUBLIC,
     DatasetPartInfo,
     DatasetVersionInfo,
@@ -708,9 +709,13 @@ class Federation:
             updated=dataset.updated_at if dataset.version > 1 else None,
         )
 
-    def _upload_info(self, upload: Upload) -> UploadInfo:
+    def _upload_info(
+        self, upload: Upload, *, metadata_yaml: str | None = None, updated: datetime | None = None
+    ) -> UploadInfo:
         dataset = upload.dataset
         return UploadInfo(
+            metadata_yaml=metadata_yaml,
+            updated=updated,
             url=self.upload_url(upload.infohash),
             name=upload.name[:512] or upload.infohash,
             dataset_url=self.dataset_url(dataset.slug),
@@ -1029,12 +1034,30 @@ class Federation:
             if current is not None and upload.status == Status.removed.value:
                 self._delete_local(s, current, "upload")
             return None
+        metadata_yaml = federated_yaml(s, upload_id)
         if current is not None:
+            kept = json.loads(current.json)
+            if kept.get("holdfastYaml") != metadata_yaml:
+                # Its holdfast.yaml was handed over (or withdrawn) after the Create: the
+                # same object, signed again, goes out as an Update. `updated` (to the
+                # second) grows with each version, so peers can tell the later one.
+                updated = utcnow().replace(microsecond=0)
+                previous = moment_of(kept.get("updated"))
+                if previous is not None and updated <= previous:
+                    updated = previous + timedelta(seconds=1)
+                info = self._upload_info(upload, metadata_yaml=metadata_yaml, updated=updated)
+                document = create_proof(
+                    upload_document(self.identity, info), self.keys.ed25519_private
+                )
+                current.json = dumps(document)
+                current.updated_at = utcnow()
+                self.add_outbox(s, self.activity("Update", document))
             return current
         if self.publish_dataset(s, upload.dataset_id) is None:
             return None
         document = create_proof(
-            upload_document(self.identity, self._upload_info(upload)), self.keys.ed25519_private
+            upload_document(self.identity, self._upload_info(upload, metadata_yaml=metadata_yaml)),
+            self.keys.ed25519_private,
         )
         existing = s.scalar(select(FedObject).where(FedObject.object_id == document["id"]))
         if existing is not None:
@@ -1254,3 +1277,25 @@ class Federation:
             return
         relay = self.activity("Announce", delete)
         self.add_outbox(s, relay)
+
+
+def federated_yaml(s: Session, upload_id: int) -> str | None:
+    """The upload's holdfast.yaml as its object carries it: None when there is none, or
+    when it is too large to travel (it then stays on this instance's pages)."""
+    from holdfast.arrays.stored import stored_yaml
+
+    text = stored_yaml(s, upload_id)
+    if text is None or len(text.encode("utf-8")) > MAX_FEDERATED_YAML_BYTES:
+        return None
+    return text
+
+
+def moment_of(value: Any) -> datetime | None:
+    """A document's `published`/`updated` time, or None when it is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
