@@ -822,6 +822,18 @@ class Receiver:
             if handed is None:
                 text, checked = metadata if metadata is not None else (None, None)
                 put_metadata(s, upload_id, text, checked, None, publish=False)
+            upload = s.get(Upload, upload_id)
+            if (
+                upload is not None
+                and upload.status == Status.approved.value
+                and upload.dataset.status == Status.approved.value
+            ):
+                # Relayed as received, so our followers (and whoever backfills from us
+                # once the origin is gone) get this version too.
+                relay = self.fed.activity(
+                    "Announce", dict(doc), torrent=self.fed.torrent_url(upload.infohash)
+                )
+                self.fed.add_outbox(s, relay, inboxes=self.fed.follower_inboxes(s))
         return "updated"
 
     def _current_dataset(self, dataset_ref: str) -> int | None:

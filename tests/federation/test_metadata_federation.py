@@ -118,6 +118,27 @@ def test_metadata_is_backfilled_updated_and_withdrawn_on_a_peer(
         wait_until(lambda: metadata_of(b, second.infohash), timeout=TIMEOUT, what="metadata again")
         assert metadata_of(b, first.infohash) == {"display": shown, "yaml": YAML}
 
+        # With the origin gone, a new peer gets both from B, still signed by A.
+        a.stop()
+        with InstanceThread(make_settings, name="gamma") as c:
+            response = httpx.post(
+                f"{c.base_url}/api/v1/federation/follows",
+                json={"actor": b.actor_url},
+                headers=make_user(c.instance, "root", Role.admin).headers,
+                timeout=30,
+            )
+            assert response.status_code == 202, response.text
+            for upload, yaml in ((first, YAML), (second, text)):
+                wait_until(
+                    lambda u=upload: metadata_of(c, u.infohash),
+                    timeout=TIMEOUT,
+                    what="metadata from B",
+                )
+                assert metadata_of(c, upload.infohash) == metadata_of(b, upload.infohash)
+                assert (metadata_of(c, upload.infohash) or {})["yaml"] == yaml
+                document = stored_object(c, upload.infohash)
+                assert verify_proof(document).public_key_multibase == a_key
+
 
 def test_metadata_that_is_not_the_torrents_own_is_not_kept(
     make_settings: Any, tmp_path: Path
