@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,9 @@ JSON_MEDIA_TYPES = frozenset(
 TORRENT_ACCEPT = "application/x-bittorrent"
 MAX_FETCH_BYTES = 1024 * 1024
 MAX_REDIRECTS = 3
+# The whole of a fetch, every hop and every byte: a peer sending slowly can hold one
+# this long at most (a 32 MiB .torrent bundle needs about 2.2 Mbit/s).
+FETCH_DEADLINE_SECONDS = 120.0
 USER_AGENT = f"holdfast/{__version__}"
 
 # (method, url) -> headers that sign the request, e.g. a partial of httpsig.sign_request.
@@ -43,13 +47,31 @@ async def fetch(
     max_bytes: int = MAX_FETCH_BYTES,
     max_redirects: int = MAX_REDIRECTS,
     sign: RequestSigner | None = None,
+    deadline: float = FETCH_DEADLINE_SECONDS,
 ) -> Fetched:
-    """GET `url`, following at most `max_redirects` redirects, reading at most `max_bytes`.
+    """GET `url`, following at most `max_redirects` redirects, reading at most `max_bytes`,
+    all within `deadline` seconds (the client's timeout bounds each read only: a peer
+    sending a byte now and then would otherwise hold the fetch for as long as it likes).
 
     Every hop is checked (and re-signed when `sign` is given). Raises FetchError for
-    network failures, non-2xx answers and oversized bodies; UnsafeAddressError for
-    URLs the guard refuses.
+    network failures, non-2xx answers, oversized bodies and the deadline;
+    UnsafeAddressError for URLs the guard refuses.
     """
+    try:
+        async with asyncio.timeout(deadline):
+            return await _fetch(client, url, accept, max_bytes, max_redirects, sign)
+    except TimeoutError:
+        raise FetchError(f"fetching {url} took more than {deadline:g} s") from None
+
+
+async def _fetch(
+    client: httpx.AsyncClient,
+    url: str,
+    accept: str,
+    max_bytes: int,
+    max_redirects: int,
+    sign: RequestSigner | None,
+) -> Fetched:
     for _ in range(max_redirects + 1):
         check_url(url)
         # Uncompressed only, so the size limit bounds memory (no decompression bombs).
@@ -96,9 +118,12 @@ async def fetch_json(
     accept: str = ACTIVITY_ACCEPT,
     max_bytes: int = MAX_FETCH_BYTES,
     sign: RequestSigner | None = None,
+    deadline: float = FETCH_DEADLINE_SECONDS,
 ) -> tuple[Fetched, Any]:
     """Fetch and strictly parse a JSON document; the raw bytes are returned too."""
-    fetched = await fetch(client, url, accept=accept, max_bytes=max_bytes, sign=sign)
+    fetched = await fetch(
+        client, url, accept=accept, max_bytes=max_bytes, sign=sign, deadline=deadline
+    )
     if media_type(fetched.content_type) not in JSON_MEDIA_TYPES:
         raise FetchError(f"{url} answered {fetched.content_type or 'no content type'}, not JSON")
     try:

@@ -6,6 +6,7 @@ import asyncio
 import gzip
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -59,12 +60,28 @@ class _Handler(BaseHTTPRequestHandler):
             "/missing": lambda: self._send(404, b"{}"),
             "/gzip": lambda: self._send(200, gzip.compress(body), Content_Encoding="gzip"),
             "/dupe": lambda: self._send(200, b'{"id": 1, "id": 2}'),
+            "/drip": self._drip,
         }
         route = routes.get(self.path.split("?")[0])
         if route is None:
             self._send(404, b"{}")
         else:
             route()
+
+    def _drip(self) -> None:
+        """A valid document, one byte every 50 ms (5 s in all): each read is quick."""
+        body = json.dumps({"id": "https://a.example/slow", "pad": "x" * 60}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/activity+json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        for byte in body:
+            try:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+            except OSError:
+                return  # the client gave up
+            time.sleep(0.05)
 
 
 @pytest.fixture
@@ -224,6 +241,17 @@ def test_fetch_refusals(server: tuple[str, list[dict[str, Any]]], path: str, mes
     base, _ = server
     with pytest.raises(FetchError, match=message):
         asyncio.run(_fetch(base + path))
+
+
+def test_a_peer_sending_slowly_cannot_hold_a_fetch_past_its_deadline(
+    server: tuple[str, list[dict[str, Any]]],
+) -> None:
+    base, _ = server
+    with pytest.raises(FetchError, match="took more than 1 s"):
+        asyncio.run(_fetch(base + "/drip", deadline=1.0))
+    # Given the time, the same answer is a good document.
+    _, document = asyncio.run(_fetch(base + "/drip", deadline=30.0))
+    assert document["id"] == "https://a.example/slow"
 
 
 def test_connection_refused_is_a_fetch_error() -> None:
