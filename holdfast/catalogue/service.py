@@ -548,44 +548,19 @@ class Catalogue:
                 )
             parts = [by_slug[slug] for slug in dict.fromkeys(fields.parts)]
         self._refuse_duplicate(s, actor, torrent)
-        v2_short = torrent.infohash_v2[:40] if torrent.infohash_v2 else None
-        upload = Upload(
+        upload = upload_row(
+            torrent,
             dataset_id=dataset.id,
             account_id=actor.id,
-            infohash_v1=torrent.infohash_v1,
-            infohash_v2=torrent.infohash_v2,
-            infohash_v2_short=v2_short,
-            torrent_version=torrent.version,
-            name=torrent.name,
-            total_size=torrent.total_size,
-            file_count=torrent.file_count,
-            piece_length=torrent.piece_length,
-            private=torrent.private,
-            trackers=[list(tier) for tier in torrent.trackers],
-            webseeds=list(torrent.webseeds),
-            comment=(torrent.comment or "")[:10_000],
-            created_by=(torrent.created_by or "")[:200],
-            creation_date=_timestamp(torrent.creation_date),
             description=fields.description,
-            description_html=render_markdown(fields.description),
-            method=fields.method,
             status=(Status.approved if actor.publishes_directly else Status.pending).value,
+            method=fields.method,
         )
         upload.parts = parts
         s.add(upload)
         s.flush()
         s.add(TorrentBlob(upload_id=upload.id, data=torrent_bytes))
-        # One pass over the files: the file list builds its entries on iteration.
-        all_paths: list[str] = []
-        batch: list[dict[str, Any]] = []
-        for idx, f in enumerate(torrent.files):
-            all_paths.append(f.path)
-            batch.append({"upload_id": upload.id, "idx": idx, "path": f.path, "size": f.size})
-            if len(batch) >= FILE_INSERT_BATCH:
-                s.connection().execute(upload_files_insert, batch)
-                batch = []
-        if batch:
-            s.connection().execute(upload_files_insert, batch)
+        all_paths = add_upload_files(s, upload.id, torrent)
         paths = path_index_text(all_paths)
         body = " ".join([fields.description, dataset.title, torrent.comment or ""])
         _upsert_document(s, "upload", upload.id, dataset.id, torrent.name, body, paths)
@@ -755,6 +730,57 @@ class Catalogue:
                 else {}
             )
             return page_of(s, ids, rows, query, offset, limit, UPLOAD_COUNT_CAP)
+
+
+def upload_row(
+    torrent: Torrent,
+    *,
+    dataset_id: int,
+    account_id: int | None,
+    description: str,
+    status: str,
+    method: str = "",
+) -> Upload:
+    """A new Upload of a parsed torrent (added by someone here, or mirrored from a
+    peer with no account): its columns from the torrent, bounded where it is free text."""
+    return Upload(
+        dataset_id=dataset_id,
+        account_id=account_id,
+        infohash_v1=torrent.infohash_v1,
+        infohash_v2=torrent.infohash_v2,
+        infohash_v2_short=torrent.infohash_v2[:40] if torrent.infohash_v2 else None,
+        torrent_version=torrent.version,
+        name=torrent.name,
+        total_size=torrent.total_size,
+        file_count=torrent.file_count,
+        piece_length=torrent.piece_length,
+        private=torrent.private,
+        trackers=[list(tier) for tier in torrent.trackers],
+        webseeds=list(torrent.webseeds),
+        comment=(torrent.comment or "")[:10_000],
+        created_by=(torrent.created_by or "")[:200],
+        creation_date=_timestamp(torrent.creation_date),
+        description=description,
+        description_html=render_markdown(description),
+        method=method,
+        status=status,
+    )
+
+
+def add_upload_files(s: Session, upload_id: int, torrent: Torrent) -> list[str]:
+    """Insert the upload's file rows (in batches: a torrent can hold 100,000 files) in
+    one pass over the torrent's file list; returns their paths."""
+    paths: list[str] = []
+    batch: list[dict[str, Any]] = []
+    for idx, f in enumerate(torrent.files):
+        paths.append(f.path)
+        batch.append({"upload_id": upload_id, "idx": idx, "path": f.path, "size": f.size})
+        if len(batch) >= FILE_INSERT_BATCH:
+            s.connection().execute(upload_files_insert, batch)
+            batch = []
+    if batch:
+        s.connection().execute(upload_files_insert, batch)
+    return paths
 
 
 def _timestamp(value: int | None) -> datetime | None:

@@ -51,8 +51,10 @@ from holdfast.catalogue.service import (
     _index_dataset,
     _tags,
     _upsert_document,
+    add_upload_files,
     snapshot,
     upload_files_insert,
+    upload_row,
     version_hash,
 )
 from holdfast.catalogue.text import path_index_text, render_markdown
@@ -923,18 +925,7 @@ class Receiver:
                 s.add(upload)
                 s.flush()
                 s.add(TorrentBlob(upload_id=upload.id, data=data))
-                paths: list[str] = []
-                batch: list[dict[str, Any]] = []
-                for idx, f in enumerate(torrent.files):
-                    paths.append(f.path)
-                    batch.append(
-                        {"upload_id": upload.id, "idx": idx, "path": f.path, "size": f.size}
-                    )
-                    if len(batch) >= 5000:
-                        s.connection().execute(upload_files_insert, batch)
-                        batch = []
-                if batch:
-                    s.connection().execute(upload_files_insert, batch)
+                paths = add_upload_files(s, upload.id, torrent)
                 body = " ".join([description, dataset.title, torrent.comment or ""])
                 _upsert_document(
                     s, "upload", upload.id, dataset_id, torrent.name, body, path_index_text(paths)
@@ -1663,26 +1654,10 @@ def _attr(value: Any, name: str) -> Any:
 
 
 def _new_upload(torrent: Any, doc: Mapping[str, Any], dataset_id: int, status: str) -> Upload:
+    """A mirrored upload: no account here, the description its origin signed."""
     description = _text(doc.get("description"), 64 * 1024)
-    return Upload(
-        dataset_id=dataset_id,
-        account_id=None,
-        infohash_v1=torrent.infohash_v1,
-        infohash_v2=torrent.infohash_v2,
-        infohash_v2_short=torrent.infohash_v2[:40] if torrent.infohash_v2 else None,
-        torrent_version=torrent.version,
-        name=torrent.name,
-        total_size=torrent.total_size,
-        file_count=torrent.file_count,
-        piece_length=torrent.piece_length,
-        private=torrent.private,
-        trackers=[list(tier) for tier in torrent.trackers],
-        webseeds=list(torrent.webseeds),
-        comment=(torrent.comment or "")[:10_000],
-        created_by=(torrent.created_by or "")[:200],
-        description=description,
-        description_html=render_markdown(description),
-        status=status,
+    return upload_row(
+        torrent, dataset_id=dataset_id, account_id=None, description=description, status=status
     )
 
 
