@@ -63,6 +63,9 @@ class PeerOptions:
     metadata_timeout: float = 30.0
 
 
+IDLE_SECONDS = 1.0  # a read after a pause this long first checks that peers are connected
+
+
 def _lt() -> Any:
     try:
         import libtorrent as lt
@@ -143,6 +146,11 @@ class LibtorrentFetcher(PieceFetcher):
         self._workdir = workdir
         self._started = time.monotonic()
         self._waiting: dict[int, list[Future[bytes]]] = {}
+        # pieces the session holds, from its alerts (asking it costs a round trip to its
+        # thread per piece); guarded by _lock with _waiting
+        self._have: set[int] = set()
+        self._last_read = 0.0  # when a read last got its pieces (monotonic)
+        self._last_tuned = 0.0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.peer_pieces = 0
@@ -259,25 +267,30 @@ class LibtorrentFetcher(PieceFetcher):
         # (Deadlines of 0 made it treat each piece as late and ask for one at a time;
         # its time-critical requests also wait for the next tick.)
         futures: list[Future[bytes]] = []
+        held: list[int] = []
         with self._lock:
             for piece in run:
                 future: Future[bytes] = Future()
                 self._waiting.setdefault(piece.index, []).append(future)
                 futures.append(future)
+                if piece.index in self._have:
+                    held.append(piece.index)
         self.handle.prioritize_pieces([(piece.index, 7) for piece in run])
-        for piece in run:
+        for index in held:
             # a piece the session already holds (read before, since dropped from the
             # reader's cache) will not finish again: read it back from libtorrent
-            if self.handle.have_piece(piece.index):
-                self.handle.read_piece(piece.index)
-        self._reconnect()
-        self._tune_connections()
+            self.handle.read_piece(index)
         started = time.monotonic()
+        if started - self._last_read > IDLE_SECONDS:
+            self._reconnect()  # after a pause only: it asks the session's thread
+        self._tune_connections(started)
         checks: list[Verifier | None] = list(verify) if verify is not None else [None] * len(run)
-        return [
+        data = [
             self._collect(pieces, piece, future, check, started)
             for piece, future, check in zip(run, futures, checks, strict=True)
         ]
+        self._last_read = time.monotonic()
+        return data
 
     def _collect(
         self,
@@ -366,8 +379,13 @@ class LibtorrentFetcher(PieceFetcher):
             for peer in self.peers:
                 self._connect(peer)
 
-    def _tune_connections(self) -> None:
-        """TCP_NODELAY on connections to peers not seen before (see set_nodelay)."""
+    def _tune_connections(self, now: float) -> None:
+        """TCP_NODELAY on connections to peers not seen before (see set_nodelay): on
+        each read until every known peer's connection has it, then once a second (the
+        session's list of peers is a round trip to its thread)."""
+        if len(self._nodelay) >= len(self.peers) and now - self._last_tuned < 1.0:
+            return
+        self._last_tuned = now
         try:
             connected = {(str(p.ip[0]), int(p.ip[1])) for p in self.handle.get_peer_info()}
         except RuntimeError:
@@ -420,6 +438,7 @@ class LibtorrentFetcher(PieceFetcher):
                     self._deliver(alert)
                 elif isinstance(alert, lt.piece_finished_alert):
                     with self._lock:
+                        self._have.add(alert.piece_index)
                         wanted = alert.piece_index in self._waiting
                     if wanted:
                         self.handle.read_piece(alert.piece_index)
