@@ -20,6 +20,7 @@ temporary folder removed on close; the reader's own piece cache stays bounded in
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import tempfile
 import threading
@@ -145,7 +146,8 @@ class LibtorrentFetcher(PieceFetcher):
         self.peers = list(peers)
         self._workdir = workdir
         self._started = time.monotonic()
-        self._waiting: dict[int, list[Future[bytes]]] = {}
+        self._waiting: dict[int, list[Future[bytes | None]]] = {}
+        self._files: dict[int, int] = {}  # file index -> open descriptor in the workdir
         # pieces the session holds, from its alerts (asking it costs a round trip to its
         # thread per piece); guarded by _lock with _waiting
         self._have: set[int] = set()
@@ -266,20 +268,18 @@ class LibtorrentFetcher(PieceFetcher):
         # Ask for every piece of the run at once: libtorrent pipelines the requests.
         # (Deadlines of 0 made it treat each piece as late and ask for one at a time;
         # its time-critical requests also wait for the next tick.)
-        futures: list[Future[bytes]] = []
-        held: list[int] = []
+        futures: list[Future[bytes | None]] = []
         with self._lock:
             for piece in run:
-                future: Future[bytes] = Future()
-                self._waiting.setdefault(piece.index, []).append(future)
-                futures.append(future)
+                future: Future[bytes | None] = Future()
                 if piece.index in self._have:
-                    held.append(piece.index)
+                    # held already (read before, since dropped from the reader's cache):
+                    # it will not finish again, its bytes are in the session's files
+                    future.set_result(None)
+                else:
+                    self._waiting.setdefault(piece.index, []).append(future)
+                futures.append(future)
         self.handle.prioritize_pieces([(piece.index, 7) for piece in run])
-        for index in held:
-            # a piece the session already holds (read before, since dropped from the
-            # reader's cache) will not finish again: read it back from libtorrent
-            self.handle.read_piece(index)
         started = time.monotonic()
         if started - self._last_read > IDLE_SECONDS:
             self._reconnect()  # after a pause only: it asks the session's thread
@@ -296,7 +296,7 @@ class LibtorrentFetcher(PieceFetcher):
         self,
         pieces: PieceMap,
         piece: Piece,
-        future: Future[bytes],
+        future: Future[bytes | None],
         verify: Verifier | None,
         started: float,
     ) -> bytes:
@@ -305,16 +305,26 @@ class LibtorrentFetcher(PieceFetcher):
         index = piece.index
         while True:
             try:
-                data = future.result(timeout=0.05)
+                finished = future.result(timeout=0.05)
             except FutureTimeout:
                 pass
             else:
-                if verify is None or verify(data) or self.webseeds is None:
+                data = (
+                    finished
+                    if finished is not None
+                    else self._finished_bytes(pieces, piece, verify)
+                )
+                if data is None:
+                    return self._from_webseeds(pieces, piece, verify, "libtorrent lost a piece")
+                if verify is None or verify(data):
                     with self._lock:
                         self.peer_pieces += 1
                     self.stats.add(pieces=1)
                     return data
-                # libtorrent checked it; a mismatch means our reading was wrong: ask HTTP
+                # libtorrent checked it: the session's copy was spoilt since; ask HTTP,
+                # never hand over bytes that fail their check
+                if self.webseeds is None:
+                    raise SourceError(f"piece {index} from peers failed its check")
                 return self._from_webseeds(pieces, piece, verify, "a peer piece failed")
             now = time.monotonic()
             if self._stop.is_set():
@@ -327,6 +337,54 @@ class LibtorrentFetcher(PieceFetcher):
                     continue  # arrived just now
                 reason = "no connected peer has it" if nobody else "peers were too slow"
                 return self._from_webseeds(pieces, piece, verify, reason)
+
+    def _finished_bytes(
+        self, pieces: PieceMap, piece: Piece, verify: Verifier | None
+    ) -> bytes | None:
+        """A finished (hash-checked) piece's bytes, read from the session's files: one
+        read per file it spans instead of a round trip through libtorrent's thread and
+        alerts per piece. Should they not be what the session checked (or not there),
+        libtorrent's own copy is asked for."""
+        data = self._read_files(pieces, piece)
+        if data is not None and (verify is None or verify(data)):
+            return data
+        return self._read_back(piece.index)
+
+    def _read_files(self, pieces: PieceMap, piece: Piece) -> bytes | None:
+        buffer = bytearray(piece.length)  # gaps (pad files) are zeros
+        try:
+            for seg in piece.segments:
+                fd = self._file(pieces, seg.file_index)
+                chunk = os.pread(fd, seg.length, seg.file_start)
+                if len(chunk) != seg.length:
+                    return None
+                buffer[seg.piece_offset : seg.piece_offset + seg.length] = chunk
+        except (OSError, SourceError):
+            return None
+        return bytes(buffer)
+
+    def _file(self, pieces: PieceMap, file_index: int) -> int:
+        """A descriptor of the session's copy of a file (where libtorrent saves it)."""
+        with self._lock:
+            fd = self._files.get(file_index)
+            if fd is None:
+                if self._stop.is_set():
+                    raise SourceError("the fetcher was closed")
+                path = os.path.join(self._workdir, *pieces.file(file_index).path.split("/"))
+                fd = os.open(path, os.O_RDONLY)
+                self._files[file_index] = fd
+            return fd
+
+    def _read_back(self, index: int) -> bytes | None:
+        future: Future[bytes | None] = Future()
+        with self._lock:
+            self._waiting.setdefault(index, []).append(future)
+        self.handle.read_piece(index)
+        try:
+            return future.result(timeout=self.options.timeout)
+        except (FutureTimeout, SourceError):
+            self._withdraw(index, future)
+            return None
 
     @property
     def bytes_from_peers(self) -> int:
@@ -355,6 +413,11 @@ class LibtorrentFetcher(PieceFetcher):
         for future in waiting:
             if not future.done():
                 future.set_exception(SourceError("the fetcher was closed"))
+        with self._lock:
+            files, self._files = list(self._files.values()), {}
+        for fd in files:
+            with contextlib.suppress(OSError):
+                os.close(fd)
         with contextlib.suppress(Exception):
             self.session.remove_torrent(self.handle)
         self.session = None
@@ -400,7 +463,7 @@ class LibtorrentFetcher(PieceFetcher):
         except (IndexError, RuntimeError):
             return False
 
-    def _withdraw(self, index: int, future: Future[bytes]) -> None:
+    def _withdraw(self, index: int, future: Future[bytes | None]) -> None:
         with self._lock:
             futures = self._waiting.get(index, [])
             if future in futures:
@@ -439,9 +502,10 @@ class LibtorrentFetcher(PieceFetcher):
                 elif isinstance(alert, lt.piece_finished_alert):
                     with self._lock:
                         self._have.add(alert.piece_index)
-                        wanted = alert.piece_index in self._waiting
-                    if wanted:
-                        self.handle.read_piece(alert.piece_index)
+                        finished = self._waiting.pop(alert.piece_index, [])
+                    for future in finished:
+                        if not future.done():
+                            future.set_result(None)  # read from the files by the waiter
 
     def _deliver(self, alert: Any) -> None:
         with self._lock:

@@ -22,6 +22,7 @@ import pytest
 np = pytest.importorskip("numpy")
 zarr = pytest.importorskip("zarr")
 
+from holdfast.arrays.errors import SourceError  # noqa: E402
 from holdfast.arrays.peers import LibtorrentFetcher, PeerOptions  # noqa: E402
 from holdfast.arrays.sources import open_reader, open_zarr  # noqa: E402
 from holdfast.arrays.store import TorrentStore  # noqa: E402
@@ -163,6 +164,26 @@ def test_pieces_read_before_are_read_again_without_the_cache(swarm: Swarm) -> No
         totals = reader.fetcher.refresh_stats()
         assert totals.webseed_pieces == 0
         assert len(reader.cache) == 0
+
+
+@pytest.mark.parametrize("webseed", [True, False])
+def test_a_spoilt_copy_in_the_session_is_never_handed_over(swarm: Swarm, webseed: bool) -> None:
+    """A finished piece is read from the session's files; bytes that fail their check
+    there (and in libtorrent's own read of them) come from the web seed, or fail."""
+    extra: dict[str, Any] = {"webseeds": [swarm.server.url]} if webseed else {}
+    with _reader(swarm, "frames", cache_bytes=0, **extra) as reader:
+        array = zarr.open_array(TorrentStore(reader, "frames.zarr"), mode="r")
+        np.testing.assert_array_equal(array[70], swarm.data[70])
+        copy = Path(reader.fetcher._workdir) / "frames.zarr" / "c" / "70" / "0" / "0"
+        spoilt = bytearray(copy.read_bytes())
+        spoilt[100:200] = bytes(100)
+        copy.write_bytes(bytes(spoilt))
+        if webseed:
+            np.testing.assert_array_equal(array[70], swarm.data[70])
+            assert reader.fetcher.refresh_stats().webseed_pieces > 0
+        else:
+            with pytest.raises(SourceError, match="failed its check"):
+                array[70]
 
 
 def sizes_of_metadata(swarm: Swarm, array: str) -> int:
