@@ -42,6 +42,7 @@ def serve(log_level: str, **options: Any) -> None:
         f"holdfast: serving at {base}/ (listening on "
         f"{instance.settings.host}:{instance.settings.port})"
     )
+    freeze_after_startup(app)
     if job_process:
         with_job_process(app, instance.settings.model_copy(update={"run_jobs": True}))
     elif not instance.settings.run_jobs:
@@ -53,6 +54,26 @@ def serve(log_level: str, **options: Any) -> None:
         log_level=log_level,
         proxy_headers=False,
     )
+
+
+def freeze_after_startup(app: Any) -> None:
+    """Once the app has started, keep what is allocated by then (modules, the app, its
+    routes, settings: it lives as long as the process) out of the garbage collector's
+    full collections (`gc.freeze`): walking it held the event loop 50-100 ms each time."""
+    import contextlib
+    import gc
+    from collections.abc import AsyncIterator
+
+    inner = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(a: Any) -> AsyncIterator[Any]:
+        async with inner(a) as state:
+            gc.collect()
+            gc.freeze()
+            yield state
+
+    app.router.lifespan_context = lifespan
 
 
 def with_job_process(app: Any, settings: Any) -> None:

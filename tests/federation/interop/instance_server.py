@@ -33,13 +33,14 @@ def main() -> None:
     from holdfast.settings import Settings
 
     settings = Settings(**values, port=port, public_url=base_url)
-    if settings.run_jobs and settings.job_process:  # as `holdfast serve` does
-        from holdfast.cli.serve import with_job_process
+    from holdfast.cli.serve import freeze_after_startup, with_job_process
 
+    if settings.run_jobs and settings.job_process:  # as `holdfast serve` does
         app = create_app(settings.model_copy(update={"run_jobs": False}))
         with_job_process(app, settings)
     else:
         app = create_app(settings)
+    freeze_after_startup(app)
     config = uvicorn.Config(
         app,
         log_level=log_level,
