@@ -50,8 +50,9 @@ def _extensions() -> list[Extension]:
     return found
 
 
-def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
-    """Build the instance described by `settings` and its ASGI app."""
+def create_app(settings: Settings, *, migrate: bool = True, jobs_here: bool = True) -> FastAPI:
+    """Build the instance described by `settings` and its ASGI app. With `jobs_here`
+    off the app runs no jobs itself (`holdfast serve` runs them in a child process)."""
     settings = settings.prepare()
     instance = Instance.build(settings)
     if migrate:
@@ -103,6 +104,10 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     async def jobs() -> AsyncIterator[None]:
         from holdfast.jobs import background_jobs
 
+        if not jobs_here:
+            instance.services["jobs"] = None
+            yield
+            return
         async with background_jobs(instance.db, settings) as runner:
             instance.services["jobs"] = runner
             yield

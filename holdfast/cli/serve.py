@@ -26,9 +26,7 @@ def serve(log_level: str, **options: Any) -> None:
 
     settings = build_settings(options)
     job_process = settings.run_jobs and settings.job_process
-    if job_process:  # the server runs none itself: its child process does
-        settings = settings.model_copy(update={"run_jobs": False})
-    app = create_app(settings)
+    app = create_app(settings, jobs_here=not job_process)  # else its child process runs them
     instance = app.state.instance
     base = instance.base_url
     click.echo(f"holdfast: data folder {instance.settings.data_dir}")
@@ -44,7 +42,7 @@ def serve(log_level: str, **options: Any) -> None:
     )
     freeze_after_startup(app)
     if job_process:
-        with_job_process(app, instance.settings.model_copy(update={"run_jobs": True}))
+        with_job_process(app, instance.settings)
     elif not instance.settings.run_jobs:
         click.echo("holdfast: background jobs are left to `holdfast worker` processes")
     uvicorn.run(

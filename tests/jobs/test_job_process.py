@@ -102,3 +102,26 @@ def test_the_child_ends_itself_when_the_server_is_gone(process: JobProcess) -> N
     process._stopping.set()  # as if the server died: nobody restarts it
     proc.stdin.close()  # what the kernel does to a dead server's end of the pipe
     assert proc.wait(30) == 0
+
+
+def test_an_app_told_so_runs_no_jobs_itself(tmp_path: Path, migrated_url: str) -> None:
+    """`holdfast serve` builds its app with jobs_here off (its child runs them); the
+    settings still say jobs run, as the admin page shows them."""
+    from fastapi.testclient import TestClient
+
+    from holdfast.app import create_app
+
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=migrated_url,
+        secret_key="s" * 40,
+        config_file=tmp_path / "none.toml",
+        tracker=False,
+        seeder=False,
+    )
+    for here in (False, True):
+        app = create_app(settings, jobs_here=here)
+        with TestClient(app):
+            runner = app.state.instance.services["jobs"]
+            assert (runner is not None) is here
+            assert app.state.instance.settings.run_jobs is True

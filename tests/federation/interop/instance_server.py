@@ -35,11 +35,10 @@ def main() -> None:
     settings = Settings(**values, port=port, public_url=base_url)
     from holdfast.cli.serve import freeze_after_startup, with_job_process
 
-    if settings.run_jobs and settings.job_process:  # as `holdfast serve` does
-        app = create_app(settings.model_copy(update={"run_jobs": False}))
+    job_process = settings.run_jobs and settings.job_process  # as `holdfast serve` does
+    app = create_app(settings, jobs_here=not job_process)
+    if job_process:
         with_job_process(app, settings)
-    else:
-        app = create_app(settings)
     freeze_after_startup(app)
     config = uvicorn.Config(
         app,
