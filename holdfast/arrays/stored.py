@@ -133,13 +133,14 @@ def put_metadata(
 ) -> UploadMetadata | None:
     """In `s`: keep `content` (already checked by `check_yaml`) as the upload's
     holdfast.yaml, or forget it (None), and re-index the upload. With `publish` the
-    upload counts as changed, so federation sends the new version of its object."""
+    commit reports ("upload_metadata", upload id), so federation sends the new version
+    of the upload's object."""
     row = s.get(UploadMetadata, upload_id)
     old_text = row.search_text if row is not None else ""
     new_text = checked[1] if checked is not None else ""
     _reindex(s, upload_id, old_text, new_text)
     if publish:
-        s.info.setdefault("changes", set()).add(("uploads", upload_id))
+        s.info.setdefault("changes", set()).add(("upload_metadata", upload_id))
     if checked is None or content is None:
         if row is not None:
             s.delete(row)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import click
@@ -60,18 +62,14 @@ def freeze_after_startup(app: Any) -> None:
     full collections (`gc.freeze`): walking it held the event loop 50-100 ms each time."""
     import contextlib
     import gc
-    from collections.abc import AsyncIterator
-
-    inner = app.router.lifespan_context
 
     @contextlib.asynccontextmanager
-    async def lifespan(a: Any) -> AsyncIterator[Any]:
-        async with inner(a) as state:
-            gc.collect()
-            gc.freeze()
-            yield state
+    async def frozen() -> AsyncIterator[None]:
+        gc.collect()
+        gc.freeze()
+        yield
 
-    app.router.lifespan_context = lifespan
+    _after_startup(app, frozen)
 
 
 def with_job_process(app: Any, settings: Any) -> None:
@@ -80,21 +78,29 @@ def with_job_process(app: Any, settings: Any) -> None:
     process with the signal it got right after that, so later would be too late)."""
     import asyncio
     import contextlib
-    from collections.abc import AsyncIterator
 
     from holdfast.jobs.child import JobProcess
 
+    @contextlib.asynccontextmanager
+    async def child() -> AsyncIterator[None]:
+        jobs = await asyncio.to_thread(JobProcess(settings).start)
+        click.echo(f"holdfast: background jobs run in process {jobs.pid}")
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(jobs.stop)
+
+    _after_startup(app, child)
+
+
+def _after_startup(app: Any, hook: Callable[[], AbstractAsyncContextManager[None]]) -> None:
+    """Enter `hook()` once the app's own start-up is done; leave it before its shutdown."""
     inner = app.router.lifespan_context
 
-    @contextlib.asynccontextmanager
+    @asynccontextmanager
     async def lifespan(a: Any) -> AsyncIterator[Any]:
-        async with inner(a) as state:
-            jobs = await asyncio.to_thread(JobProcess(settings).start)
-            click.echo(f"holdfast: background jobs run in process {jobs.pid}")
-            try:
-                yield state
-            finally:
-                await asyncio.to_thread(jobs.stop)
+        async with inner(a) as state, hook():
+            yield state
 
     app.router.lifespan_context = lifespan
 

@@ -790,9 +790,6 @@ class Receiver:
         handed over, changed or withdrawn there): its JSON is kept, and the metadata
         with it when valid. None when `doc` is not newer than what is kept. Metadata
         someone handed over on this instance is left as it is."""
-        from holdfast.arrays.models import UploadMetadata
-        from holdfast.arrays.stored import put_metadata
-
         with self.db.read() as s:
             row = s.scalar(select(FedObject).where(FedObject.object_id == doc.get("id")))
             if (
@@ -805,10 +802,9 @@ class Receiver:
             ):
                 return None
             upload_id = row.upload_id
-            data = s.scalar(select(TorrentBlob.data).where(TorrentBlob.upload_id == upload_id))
-            handed = s.scalar(
-                select(UploadMetadata.account_id).where(UploadMetadata.upload_id == upload_id)
-            )
+            data = None
+            if isinstance(doc.get("holdfastYaml"), str):  # else nothing to check it against
+                data = s.scalar(select(TorrentBlob.data).where(TorrentBlob.upload_id == upload_id))
         metadata = None
         if data is not None:
             try:
@@ -821,9 +817,7 @@ class Receiver:
                 return None  # a later one got here first
             row.json = dumps(doc)
             row.updated_at = utcnow()
-            if handed is None:
-                text, checked = metadata if metadata is not None else (None, None)
-                put_metadata(s, upload_id, text, checked, None, publish=False)
+            _mirror_metadata(s, upload_id, metadata)
             upload = s.get(Upload, upload_id)
             if (
                 upload is not None
@@ -1679,10 +1673,10 @@ def _carried_metadata(
 
 
 def _mirror_metadata(
-    s: Session, upload_id: int, metadata: tuple[str, tuple[dict[str, Any], str]]
+    s: Session, upload_id: int, metadata: tuple[str, tuple[dict[str, Any], str]] | None
 ) -> None:
-    """Keep a peer's checked holdfast.yaml for an upload, unless someone handed one
-    over on this instance (that one stays)."""
+    """Keep a peer's checked holdfast.yaml for an upload (None: forget the one it sent
+    before), unless someone handed one over on this instance (that one stays)."""
     from holdfast.arrays.models import UploadMetadata
     from holdfast.arrays.stored import put_metadata
 
@@ -1690,7 +1684,8 @@ def _mirror_metadata(
         select(UploadMetadata.account_id).where(UploadMetadata.upload_id == upload_id)
     )
     if handed is None:
-        put_metadata(s, upload_id, *metadata, None, publish=False)
+        text, checked = metadata if metadata is not None else (None, None)
+        put_metadata(s, upload_id, text, checked, None, publish=False)
 
 
 def _newer(doc: Mapping[str, Any], than: Mapping[str, Any]) -> bool:

@@ -741,6 +741,7 @@ class Federation:
         datasets: set[int] = set()
         uploads: set[int] = set()
         versions: set[int] = set()
+        described: set[int] = set()  # uploads whose holdfast.yaml was handed over or withdrawn
         for table, ident in changes:
             if table == "datasets":
                 datasets.add(ident)
@@ -748,6 +749,9 @@ class Federation:
                 uploads.add(ident)
             elif table == "dataset_versions":
                 versions.add(ident)
+            elif table == "upload_metadata":
+                described.add(ident)
+        uploads |= described
         if not (datasets or uploads or versions):
             return
         try:
@@ -761,7 +765,7 @@ class Federation:
                     )
                 self.publish_datasets(s, sorted(datasets))
                 for upload_id in self._announce_mirrored(s, sorted(uploads)):
-                    self.publish_upload(s, upload_id)
+                    self.publish_upload(s, upload_id, described=upload_id in described)
                 self.list_in_outbox(s, datasets, uploads)
         except Exception:
             log.exception("publishing catalogue changes failed")
@@ -1013,7 +1017,12 @@ class Federation:
             if dataset_id not in mirrored and dataset_id in statuses:
                 self.publish_dataset(s, dataset_id)
 
-    def publish_upload(self, s: Session, upload_id: int) -> FedObject | None:
+    def publish_upload(
+        self, s: Session, upload_id: int, *, described: bool = False
+    ) -> FedObject | None:
+        """Create, Delete or Announce an upload as its state requires; with `described`
+        (its holdfast.yaml handed over or withdrawn in this commit) an Update of its
+        object when what it carries changed."""
         upload = s.get(Upload, upload_id)
         if upload is None:
             return None
@@ -1034,8 +1043,10 @@ class Federation:
             if current is not None and upload.status == Status.removed.value:
                 self._delete_local(s, current, "upload")
             return None
-        metadata_yaml = federated_yaml(s, upload_id)
         if current is not None:
+            if not described:
+                return current
+            metadata_yaml = federated_yaml(s, upload_id)
             kept = json.loads(current.json)
             if kept.get("holdfastYaml") != metadata_yaml:
                 # Its holdfast.yaml was handed over (or withdrawn) after the Create: the
@@ -1055,6 +1066,7 @@ class Federation:
             return current
         if self.publish_dataset(s, upload.dataset_id) is None:
             return None
+        metadata_yaml = federated_yaml(s, upload_id)
         document = create_proof(
             upload_document(self.identity, self._upload_info(upload, metadata_yaml=metadata_yaml)),
             self.keys.ed25519_private,
